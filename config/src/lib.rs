@@ -1,0 +1,1 @@
+//! girder-config.

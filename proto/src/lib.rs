@@ -1,0 +1,1 @@
+//! girder-proto: Protocol Buffers definitions of Girder's wire protocols.

@@ -1,0 +1,2 @@
+//! The `girder` binary.
+fn main() {}
