@@ -1,1 +1,25 @@
-//! girder-proto: Protocol Buffers definitions of Girder's wire protocols.
+//! girder-proto: Protocol Buffers definitions of Girder's wire protocols and
+//! the prost/tonic code generated from them (by `protox`, no system protoc).
+//!
+//! # Layout
+//!
+//! - `proto/girder/dist/v1/dist.proto` → [`dist`]: the node-to-node link
+//!   (handshake frames, batched envelopes, membership). Only `girder-cluster`
+//!   uses it; it converts these types to its own at the boundary.
+//! - `proto/girder/admin/v1/admin.proto` → [`admin`]: the admin API served on
+//!   `admin.bind` and called by `girder ctl`.
+//!
+//! Both are versioned packages (`v1`); changes are additive only so that
+//! adjacent releases interoperate.
+
+/// The distribution protocol (`girder.dist.v1`).
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod dist {
+    tonic::include_proto!("girder.dist.v1");
+}
+
+/// The admin API (`girder.admin.v1`).
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod admin {
+    tonic::include_proto!("girder.admin.v1");
+}
