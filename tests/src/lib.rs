@@ -1,1 +1,11 @@
-//! girder-tests.
+//! girder-tests: cross-crate tests of Girder with real clients against real
+//! nodes.
+//!
+//! # Layout
+//! - [`node`]: start the real `girder` binary as a child process on loopback
+//!   ports, wait until it listens, and kill it when the handle is dropped.
+//! - `tests/*.rs`: the suites; `mqtt_*` drive a node with rumqttc and raw
+//!   sockets, `cluster_*` drive several nodes as separate processes.
+
+pub mod mqtt;
+pub mod node;
