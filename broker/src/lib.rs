@@ -5,3 +5,6 @@ pub mod codec;
 
 /// Topic names and filters: validation, matching, shared-subscription parsing, the subscription index.
 pub mod topic;
+
+/// Shared subscriptions: group membership and the member pickers.
+pub mod shared;
