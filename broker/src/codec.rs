@@ -18,7 +18,9 @@ mod ack;
 mod auth;
 mod connack;
 mod connect;
+mod decoder;
 mod disconnect;
+mod encoder;
 mod error;
 mod packet;
 mod properties;
@@ -29,12 +31,15 @@ mod subscribe;
 mod types;
 mod unsuback;
 mod unsubscribe;
+mod wire;
 
 pub use ack::{PubAck, PubComp, PubRec, PubRel};
 pub use auth::{Auth, AuthProperties};
 pub use connack::{ConnAck, ConnAckProperties};
 pub use connect::{Connect, ConnectProperties, LastWill, WillProperties};
+pub use decoder::{decode, Decoder, ErrorReply, PROTOCOL_MAX_PACKET_SIZE};
 pub use disconnect::{Disconnect, DisconnectProperties};
+pub use encoder::{encode, encoded_len, EncodedPublish};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{Packet, PacketType};
 pub use properties::AckProperties;
@@ -43,8 +48,7 @@ pub use reason::ReasonCode;
 pub use suback::SubAck;
 pub use subscribe::{Subscribe, SubscribeProperties};
 pub use types::{
-    ByteStr, PayloadFormat, ProtocolVersion, QoS, RetainHandling, SubscriptionOptions,
-    UserProperty,
+    ByteStr, PayloadFormat, ProtocolVersion, QoS, RetainHandling, SubscriptionOptions, UserProperty,
 };
 pub use unsuback::UnsubAck;
 pub use unsubscribe::{Unsubscribe, UnsubscribeProperties};

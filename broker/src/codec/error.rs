@@ -160,10 +160,6 @@ pub enum DecodeError {
     /// The CONNACK acknowledge flags have reserved bits set (MQTT-3.2.2-1).
     #[error("reserved CONNACK flags set")]
     ConnAckReservedFlags,
-    /// AUTH received on an MQTT 3 connection, or the reason code of AUTH
-    /// omitted while properties follow.
-    #[error("AUTH is not part of MQTT 3")]
-    AuthInV3,
 }
 
 impl DecodeError {
@@ -191,8 +187,7 @@ impl DecodeError {
             | E::NoLocalOnSharedSubscription
             | E::PacketIdZero
             | E::EmptySubscribe
-            | E::EmptyUnsubscribe
-            | E::AuthInV3 => ReasonCode::ProtocolError,
+            | E::EmptyUnsubscribe => ReasonCode::ProtocolError,
             E::MalformedRemainingLength
             | E::MalformedVariableInteger
             | E::InvalidPacketType(_)

@@ -192,6 +192,17 @@ pub enum PayloadFormat {
     Utf8 = 1,
 }
 
+impl PayloadFormat {
+    /// The format of an indicator byte already checked to be 0 or 1.
+    pub const fn from_bit(bit: u8) -> Self {
+        if bit == 0 {
+            Self::Unspecified
+        } else {
+            Self::Utf8
+        }
+    }
+}
+
 /// When retained messages are sent for a new subscription (v5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u8)]
