@@ -1,0 +1,396 @@
+//! Process identity: [`Pid`] and the shared record behind it.
+//!
+//! A `Pid` is an `Arc` to a [`Cell`] holding everything other processes may touch
+//! (links, monitors, registered names, the exit-signal queue, the lifecycle watch).
+//! The actor itself lives on its arbiter; only the cell is shared between threads.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use actix::{Actor, Addr, Recipient};
+use futures::task::AtomicWaker;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+
+use crate::exit::{Down, Exit, ExitReason, MonitorRef, ShutdownReason};
+use crate::registry::Registry;
+
+/// A signal queued for a process; handled inside the actor's own context.
+#[derive(Debug)]
+pub(crate) enum Signal {
+    /// An exit signal (from a link or [`Pid::exit`]); trappable.
+    Exit(Exit),
+    /// A request to stop gracefully with this reason; not trappable (OTP: the
+    /// parent's `shutdown` always ends a child).
+    Shutdown(ExitReason),
+}
+
+/// Where a process is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    /// Spawned, `started` not yet returned (or the process delays its start ack).
+    Starting,
+    /// Started and running.
+    Running,
+    /// Ended with this reason.
+    Exited(ExitReason),
+}
+
+type TrapFn = Box<dyn Fn(Exit) + Send + Sync>;
+
+#[derive(Default)]
+struct State {
+    links: HashMap<u64, Pid>,
+    monitors: HashMap<MonitorRef, Recipient<Down>>,
+    names: Vec<(Registry, String)>,
+    trap: Option<TrapFn>,
+    /// The reason the process asked to exit with, or was told to exit with.
+    requested: Option<ExitReason>,
+    exited: bool,
+    manual_ack: bool,
+    addr: Option<Box<dyn Any + Send + Sync>>,
+}
+
+/// The shared record of one process.
+pub(crate) struct Cell {
+    id: u64,
+    signals: mpsc::UnboundedSender<Signal>,
+    pub(crate) kill: AtomicBool,
+    pub(crate) waker: AtomicWaker,
+    state: Mutex<State>,
+    lifecycle: watch::Sender<Lifecycle>,
+}
+
+/// A cheap, cloneable handle to a process: a unique id plus the ability to send it exit
+/// signals, link to it, monitor it, and wait for its end. Works with any actix actor
+/// started through [`spawn`](crate::spawn) or a [`ChildSpec`](crate::ChildSpec).
+///
+/// Two `Pid`s are equal when they name the same process.
+#[derive(Clone)]
+pub struct Pid(Arc<Cell>);
+
+impl Pid {
+    /// A fresh process record and the receiving end of its signal queue.
+    pub(crate) fn new() -> (Pid, mpsc::UnboundedReceiver<Signal>) {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (lifecycle, _) = watch::channel(Lifecycle::Starting);
+        let cell = Cell {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            signals: tx,
+            kill: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            state: Mutex::new(State::default()),
+            lifecycle,
+        };
+        (Pid(Arc::new(cell)), rx)
+    }
+
+    pub(crate) fn cell(&self) -> &Cell {
+        &self.0
+    }
+
+    /// The process's unique id (unique within this OS process).
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// The process currently running on this thread: set while its actor is polled, so
+    /// it is the caller's own pid inside handlers, `started`, `stopping` and `stopped`
+    /// (Erlang's `self()`).
+    pub fn current() -> Option<Pid> {
+        crate::process::current()
+    }
+
+    /// True until the process has ended.
+    pub fn is_alive(&self) -> bool {
+        !matches!(*self.0.lifecycle.borrow(), Lifecycle::Exited(_))
+    }
+
+    /// The exit reason, once the process has ended.
+    pub fn exit_reason(&self) -> Option<ExitReason> {
+        match &*self.0.lifecycle.borrow() {
+            Lifecycle::Exited(r) => Some(r.clone()),
+            _ => None,
+        }
+    }
+
+    /// The actor's address, if the process runs an actor of type `A` and is alive.
+    pub fn addr<A: Actor>(&self) -> Option<Addr<A>> {
+        let st = self.0.state.lock();
+        st.addr.as_ref()?.downcast_ref::<Addr<A>>().cloned()
+    }
+
+    pub(crate) fn set_addr<A: Actor>(&self, addr: Addr<A>) {
+        self.0.state.lock().addr = Some(Box::new(addr));
+    }
+
+    /// Waits until the process has ended and returns its reason.
+    pub async fn wait(&self) -> ExitReason {
+        let mut rx = self.0.lifecycle.subscribe();
+        let res = rx
+            .wait_for(|l| matches!(l, Lifecycle::Exited(_)))
+            .await
+            .map(|l| l.clone());
+        match res {
+            Ok(Lifecycle::Exited(r)) => r,
+            // The sender lives in the cell we hold, so the watch cannot close.
+            _ => ExitReason::NoProc,
+        }
+    }
+
+    /// Waits until the process has started (its `started` returned, or for a supervisor,
+    /// all its children started). Returns the exit reason if it ended first.
+    pub async fn started(&self) -> Result<(), ExitReason> {
+        let mut rx = self.0.lifecycle.subscribe();
+        let res = rx
+            .wait_for(|l| !matches!(l, Lifecycle::Starting))
+            .await
+            .map(|l| l.clone());
+        match res {
+            Ok(Lifecycle::Exited(r)) => Err(r),
+            Ok(_) => Ok(()),
+            Err(_) => Err(ExitReason::NoProc),
+        }
+    }
+
+    /// Sends an exit signal, like Erlang's `exit(Pid, Reason)`:
+    /// - `Kill` ends the process at once, untrappable, with reason `Killed`;
+    /// - a process that traps exits gets an [`Exit`] message instead;
+    /// - otherwise `Normal` is ignored and any other reason stops it with that reason.
+    pub fn exit(&self, reason: ExitReason) {
+        if reason == ExitReason::Kill {
+            self.kill();
+        } else {
+            let from = Pid::current();
+            self.signal(Signal::Exit(Exit { from, reason }));
+        }
+    }
+
+    /// Asks the process to stop gracefully (its `stopping`/`stopped` run) with
+    /// `Shutdown(reason)`. Not trappable. Use [`Pid::wait`] to await the end.
+    pub fn shutdown(&self, reason: ShutdownReason) {
+        self.signal(Signal::Shutdown(ExitReason::Shutdown(reason)));
+    }
+
+    /// Ends the process at once with `Killed`: its task is dropped at its next poll, even
+    /// if it is blocked in `ctx.wait`. (A handler that never yields cannot be killed.)
+    pub fn kill(&self) {
+        self.0.kill.store(true, Ordering::Release);
+        self.0.waker.wake();
+    }
+
+    pub(crate) fn signal(&self, sig: Signal) {
+        // A closed queue means the process is already gone: nothing to do.
+        let _ = self.0.signals.send(sig);
+    }
+
+    /// Links two processes both ways: when one ends with a reason other than `Normal`,
+    /// the other gets an exit signal with that reason. Linking to a dead process sends
+    /// `NoProc` to `self`.
+    pub fn link(&self, other: &Pid) {
+        if self == other {
+            return;
+        }
+        {
+            let mut st = self.0.state.lock();
+            if st.exited {
+                return;
+            }
+            st.links.insert(other.id(), other.clone());
+        }
+        let other_dead = {
+            let mut st = other.0.state.lock();
+            if st.exited {
+                true
+            } else {
+                st.links.insert(self.id(), self.clone());
+                false
+            }
+        };
+        if other_dead {
+            self.0.state.lock().links.remove(&other.id());
+            self.signal(Signal::Exit(Exit {
+                from: Some(other.clone()),
+                reason: ExitReason::NoProc,
+            }));
+        }
+    }
+
+    /// Removes a link in both directions (no signal is sent).
+    pub fn unlink(&self, other: &Pid) {
+        self.0.state.lock().links.remove(&other.id());
+        other.0.state.lock().links.remove(&self.id());
+    }
+
+    /// True if `self` is linked to `other`.
+    pub fn is_linked(&self, other: &Pid) -> bool {
+        self.0.state.lock().links.contains_key(&other.id())
+    }
+
+    /// Monitors the process: `to` receives exactly one [`Down`] when it ends (at once,
+    /// with `NoProc`, if it is already gone). Any actor can monitor, process or not.
+    pub fn monitor(&self, to: Recipient<Down>) -> MonitorRef {
+        let mref = MonitorRef::next();
+        let mut st = self.0.state.lock();
+        if st.exited {
+            drop(st);
+            let reason = self.exit_reason().unwrap_or(ExitReason::NoProc);
+            to.do_send(Down {
+                mref,
+                pid: self.clone(),
+                reason,
+            });
+        } else {
+            st.monitors.insert(mref, to);
+        }
+        mref
+    }
+
+    /// Removes a monitor; returns false if it had already fired or never existed.
+    pub fn demonitor(&self, mref: MonitorRef) -> bool {
+        self.0.state.lock().monitors.remove(&mref).is_some()
+    }
+
+    pub(crate) fn add_name(&self, registry: &Registry, name: &str) -> Result<(), NameError> {
+        let mut st = self.0.state.lock();
+        if st.exited {
+            return Err(NameError::Dead);
+        }
+        if let Some((_, n)) = st.names.iter().find(|(r, _)| r.same(registry)) {
+            return Err(NameError::HasName(n.clone()));
+        }
+        st.names.push((registry.clone(), name.to_owned()));
+        Ok(())
+    }
+
+    pub(crate) fn remove_name(&self, registry: &Registry) {
+        self.0.state.lock().names.retain(|(r, _)| !r.same(registry));
+    }
+
+    pub(crate) fn set_trap(&self, trap: Option<TrapFn>) {
+        self.0.state.lock().trap = trap;
+    }
+
+    /// True if the process turns exit signals into [`Exit`] messages.
+    pub fn traps_exits(&self) -> bool {
+        self.0.state.lock().trap.is_some()
+    }
+
+    /// Delivers an exit to the trap handler; returns it back if exits are not trapped.
+    pub(crate) fn deliver_trapped(&self, exit: Exit) -> Option<Exit> {
+        let st = self.0.state.lock();
+        match &st.trap {
+            Some(trap) => {
+                trap(exit);
+                None
+            }
+            None => Some(exit),
+        }
+    }
+
+    /// Records the reason to report when the actor stops (first one wins).
+    pub(crate) fn request_exit(&self, reason: ExitReason) {
+        let mut st = self.0.state.lock();
+        if st.requested.is_none() {
+            st.requested = Some(reason);
+        }
+    }
+
+    pub(crate) fn requested_exit(&self) -> Option<ExitReason> {
+        self.0.state.lock().requested.clone()
+    }
+
+    pub(crate) fn set_manual_ack(&self) {
+        self.0.state.lock().manual_ack = true;
+    }
+
+    pub(crate) fn manual_ack(&self) -> bool {
+        self.0.state.lock().manual_ack
+    }
+
+    /// Marks the process as started (wakes [`Pid::started`] waiters).
+    pub(crate) fn ack_started(&self) {
+        self.0.lifecycle.send_if_modified(|l| {
+            if *l == Lifecycle::Starting {
+                *l = Lifecycle::Running;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Runs the end of a process exactly once: frees its names, signals its links,
+    /// notifies its monitors, then publishes the reason to [`Pid::wait`]ers.
+    pub(crate) fn terminate(&self, reason: ExitReason) {
+        let (links, monitors, names) = {
+            let mut st = self.0.state.lock();
+            if st.exited {
+                return;
+            }
+            st.exited = true;
+            st.trap = None;
+            st.addr = None;
+            (
+                std::mem::take(&mut st.links),
+                std::mem::take(&mut st.monitors),
+                std::mem::take(&mut st.names),
+            )
+        };
+        for (registry, name) in names {
+            registry.remove_if(&name, self);
+        }
+        self.0.lifecycle.send_replace(Lifecycle::Exited(reason.clone()));
+        for (_, other) in links {
+            other.0.state.lock().links.remove(&self.id());
+            other.signal(Signal::Exit(Exit {
+                from: Some(self.clone()),
+                reason: reason.clone(),
+            }));
+        }
+        for (mref, to) in monitors {
+            to.do_send(Down {
+                mref,
+                pid: self.clone(),
+                reason: reason.clone(),
+            });
+        }
+    }
+}
+
+/// Why a name could not be attached to a pid.
+pub(crate) enum NameError {
+    Dead,
+    HasName(String),
+}
+
+impl PartialEq for Pid {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for Pid {}
+
+impl Hash for Pid {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id().hash(state);
+    }
+}
+
+impl fmt::Debug for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<0.{}.0>", self.id())
+    }
+}
+
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<0.{}.0>", self.id())
+    }
+}
