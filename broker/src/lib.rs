@@ -8,3 +8,6 @@ pub mod topic;
 
 /// Shared subscriptions: group membership and the member pickers.
 pub mod shared;
+
+/// Retained messages: the store, its limits and message expiry.
+pub mod retained;
