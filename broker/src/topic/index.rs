@@ -141,7 +141,7 @@ impl<K, V> fmt::Debug for SubscriptionIndex<K, V> {
     }
 }
 
-impl<K: Clone + Eq + Hash, V> SubscriptionIndex<K, V> {
+impl<K: Eq + Hash, V> SubscriptionIndex<K, V> {
     /// An empty index.
     pub fn new() -> Self {
         Self::default()

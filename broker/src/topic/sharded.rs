@@ -63,7 +63,7 @@ impl<K, V> fmt::Debug for ShardedIndex<K, V> {
     }
 }
 
-impl<K: Clone + Eq + Hash, V> ShardedIndex<K, V> {
+impl<K: Eq + Hash, V> ShardedIndex<K, V> {
     /// An empty index with `shards` literal shards (at least one) plus the
     /// wildcard shard. A few times the number of threads is a good choice.
     pub fn new(shards: usize) -> Self {
@@ -155,7 +155,7 @@ impl<K: Clone + Eq + Hash, V> ShardedIndex<K, V> {
     }
 }
 
-impl<K: Clone + Eq + Hash, V> Default for ShardedIndex<K, V> {
+impl<K: Eq + Hash, V> Default for ShardedIndex<K, V> {
     /// Sixteen literal shards.
     fn default() -> Self {
         Self::new(16)
