@@ -52,3 +52,6 @@ pub use types::{
 };
 pub use unsuback::UnsubAck;
 pub use unsubscribe::{Unsubscribe, UnsubscribeProperties};
+
+#[cfg(test)]
+mod tests;
