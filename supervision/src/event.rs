@@ -71,9 +71,7 @@ impl SupervisionEvent {
             SupervisionEvent::ChildRestarted { .. } => "child_restarted",
             SupervisionEvent::ChildTerminated { .. } => "child_terminated",
             SupervisionEvent::ChildStartFailed { .. } => "child_start_failed",
-            SupervisionEvent::MaxRestartIntensityReached { .. } => {
-                "max_restart_intensity_reached"
-            }
+            SupervisionEvent::MaxRestartIntensityReached { .. } => "max_restart_intensity_reached",
             SupervisionEvent::SupervisorShutdown { .. } => "supervisor_shutdown",
         }
     }

@@ -36,7 +36,10 @@ pub async fn shutdown_signal() -> Result<(), SupervisionError> {
 /// tracing::info!(%reason, "node stopped");
 /// # }
 /// ```
-pub async fn run_until(root: &SupervisorRef, stop: impl std::future::Future<Output = ()>) -> ExitReason {
+pub async fn run_until(
+    root: &SupervisorRef,
+    stop: impl std::future::Future<Output = ()>,
+) -> ExitReason {
     tokio::select! {
         reason = root.wait() => reason,
         () = stop => root.shutdown().await,

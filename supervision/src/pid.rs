@@ -345,7 +345,9 @@ impl Pid {
         for (registry, name) in names {
             registry.remove_if(&name, self);
         }
-        self.0.lifecycle.send_replace(Lifecycle::Exited(reason.clone()));
+        self.0
+            .lifecycle
+            .send_replace(Lifecycle::Exited(reason.clone()));
         for (_, other) in links {
             other.0.state.lock().links.remove(&self.id());
             other.signal(Signal::Exit(Exit {

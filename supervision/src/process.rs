@@ -124,7 +124,10 @@ where
         let mut guard = guard;
         let Some(pid) = guard.0.take() else { return };
         let mut ctx = Context::with_receiver(rx);
-        ctx.spawn(SignalListener { pid: pid.clone(), rx: signals });
+        ctx.spawn(SignalListener {
+            pid: pid.clone(),
+            rx: signals,
+        });
         let act = {
             let _enter = Enter::new(&pid);
             catch_unwind(AssertUnwindSafe(|| f(&mut ctx)))

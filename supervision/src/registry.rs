@@ -55,7 +55,11 @@ impl Registry {
 
     /// The process registered under `name`, if any.
     pub fn whereis(&self, name: &str) -> Option<Pid> {
-        self.names.lock().get(name).filter(|p| p.is_alive()).cloned()
+        self.names
+            .lock()
+            .get(name)
+            .filter(|p| p.is_alive())
+            .cloned()
     }
 
     /// The address of the actor registered under `name`, if it is an `A`.

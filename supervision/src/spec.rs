@@ -9,9 +9,9 @@ use actix::prelude::*;
 use actix_rt::ArbiterHandle;
 
 use crate::error::SupervisionError;
+use crate::pid::Pid;
 use crate::pool::ArbiterPool;
 use crate::process::{spawn_with, SpawnOptions};
-use crate::pid::Pid;
 
 /// How a supervisor restarts its children after one of them exits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

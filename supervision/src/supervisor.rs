@@ -19,7 +19,9 @@ use crate::exit::{Exit, ExitReason, ShutdownReason};
 use crate::pid::Pid;
 use crate::pool::ArbiterPool;
 use crate::process::{spawn_with, ProcessContext, SpawnOptions};
-use crate::spec::{ChildKind, ChildSpec, Placement, Restart, Shutdown, StartArgs, Strategy, SupFlags};
+use crate::spec::{
+    ChildKind, ChildSpec, Placement, Restart, Shutdown, StartArgs, Strategy, SupFlags,
+};
 
 /// Everything needed to start a supervisor: flags, children (in start order), an optional
 /// arbiter pool for placement and an optional event observer. Cheap to clone; a parent
@@ -70,8 +72,10 @@ impl SupervisorSpec {
                 spec.pool = args.pool.clone();
             }
             let parent = args.parent.clone();
-            spawn_with(args.spawn_options(), move |_| Supervisor::new(spec, Some(parent)))
-                .map(|s| s.pid)
+            spawn_with(args.spawn_options(), move |_| {
+                Supervisor::new(spec, Some(parent))
+            })
+            .map(|s| s.pid)
         });
         ChildSpec::new(id, start)
             .kind(ChildKind::Supervisor)
@@ -294,7 +298,9 @@ impl Supervisor {
     }
 
     fn plan_start(&self, slots: impl IntoIterator<Item = u64>) -> Vec<ToStart> {
-        let Some(me) = &self.me else { return Vec::new() };
+        let Some(me) = &self.me else {
+            return Vec::new();
+        };
         slots
             .into_iter()
             .filter_map(|slot| {
@@ -325,7 +331,9 @@ impl Supervisor {
 
     fn record_terminated(&mut self, stopped: Vec<(u64, Pid, ExitReason)>) {
         for (slot, pid, reason) in stopped {
-            let Some(child) = self.children.get(&slot) else { continue };
+            let Some(child) = self.children.get(&slot) else {
+                continue;
+            };
             let id = child.spec.id.clone();
             if child.spec.restart == Restart::Temporary || self.flags.strategy == Strategy::Dynamic
             {
@@ -337,7 +345,9 @@ impl Supervisor {
 
     fn record_started(&mut self, started: Vec<(u64, Pid)>, restarted: bool) {
         for (slot, pid) in started {
-            let Some(child) = self.children.get_mut(&slot) else { continue };
+            let Some(child) = self.children.get_mut(&slot) else {
+                continue;
+            };
             child.pid = Some(pid.clone());
             self.by_pid.insert(pid.id(), slot);
             let id = child.spec.id.clone();
@@ -358,7 +368,9 @@ impl Supervisor {
 
     /// A child ended (by itself or failing to restart): apply restart type and strategy.
     fn child_down(&mut self, slot: u64, reason: ExitReason, ctx: &mut Context<Self>) {
-        let Some(child) = self.children.get(&slot) else { return };
+        let Some(child) = self.children.get(&slot) else {
+            return;
+        };
         let restart = match child.spec.restart {
             Restart::Permanent => true,
             Restart::Transient => !reason.is_clean(),
@@ -459,28 +471,32 @@ impl Actor for Supervisor {
         ctx.trap_exit();
         me.set_manual_ack();
         let batch = self.plan_start(self.children.keys().copied().collect::<Vec<_>>());
-        ctx.wait(start_in_order(batch).into_actor(self).map(move |started, act, ctx| {
-            act.record_started(started.ok, false);
-            match started.failed {
-                None => {
-                    act.phase = Phase::Running;
-                    me.ack_started();
-                }
-                Some((slot, reason)) => {
-                    act.start_failed(slot, reason.clone());
-                    let id = act
-                        .children
-                        .get(&slot)
-                        .map(|c| c.spec.id.clone())
-                        .unwrap_or_default();
-                    let reason = ShutdownReason::FailedToStartChild {
-                        id,
-                        reason: Box::new(reason),
-                    };
-                    act.give_up(ExitReason::Shutdown(reason), ctx);
-                }
-            }
-        }));
+        ctx.wait(
+            start_in_order(batch)
+                .into_actor(self)
+                .map(move |started, act, ctx| {
+                    act.record_started(started.ok, false);
+                    match started.failed {
+                        None => {
+                            act.phase = Phase::Running;
+                            me.ack_started();
+                        }
+                        Some((slot, reason)) => {
+                            act.start_failed(slot, reason.clone());
+                            let id = act
+                                .children
+                                .get(&slot)
+                                .map(|c| c.spec.id.clone())
+                                .unwrap_or_default();
+                            let reason = ShutdownReason::FailedToStartChild {
+                                id,
+                                reason: Box::new(reason),
+                            };
+                            act.give_up(ExitReason::Shutdown(reason), ctx);
+                        }
+                    }
+                }),
+        );
     }
 
     fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
@@ -490,19 +506,23 @@ impl Actor for Supervisor {
             Phase::Starting | Phase::Running => {
                 let slots: Vec<u64> = self.children.keys().rev().copied().collect();
                 let to_stop = self.detach(slots);
-                let Some(me) = self.me.clone() else { return Running::Stop };
+                let Some(me) = self.me.clone() else {
+                    return Running::Stop;
+                };
                 if to_stop.is_empty() {
                     self.phase = Phase::Done;
                     return Running::Stop;
                 }
                 self.phase = Phase::Terminating;
-                ctx.wait(stop_in_order(me, to_stop).into_actor(self).map(
-                    |stopped, act, ctx| {
-                        act.record_terminated(stopped);
-                        act.phase = Phase::Done;
-                        ctx.stop();
-                    },
-                ));
+                ctx.wait(
+                    stop_in_order(me, to_stop)
+                        .into_actor(self)
+                        .map(|stopped, act, ctx| {
+                            act.record_terminated(stopped);
+                            act.phase = Phase::Done;
+                            ctx.stop();
+                        }),
+                );
                 Running::Continue
             }
         }
@@ -586,9 +606,9 @@ impl Handler<TerminateChild> for Supervisor {
                 ChildRef::Id(id) => id,
                 ChildRef::Pid(pid) => pid.to_string(),
             };
-            return AtomicResponse::new(Box::pin(fut::ready(Err(
-                SupervisionError::NoSuchChild(what),
-            ))));
+            return AtomicResponse::new(Box::pin(fut::ready(Err(SupervisionError::NoSuchChild(
+                what,
+            )))));
         };
         let to_stop = self.detach([slot]);
         let Some(me) = self.me.clone() else {

@@ -74,7 +74,11 @@ struct Worker {
 impl Actor for Worker {
     type Context = Context<Self>;
     fn started(&mut self, _: &mut Context<Self>) {
-        self.j.log.lock().unwrap().push(format!("start:{}", self.id));
+        self.j
+            .log
+            .lock()
+            .unwrap()
+            .push(format!("start:{}", self.id));
         *self
             .j
             .starts
@@ -318,7 +322,9 @@ async fn reaching_max_intensity_ends_the_supervisor_and_its_parent_sees_it() {
         .collect();
     assert_eq!(
         exited,
-        [ExitReason::Shutdown(ShutdownReason::ReachedMaxRestartIntensity)]
+        [ExitReason::Shutdown(
+            ShutdownReason::ReachedMaxRestartIntensity
+        )]
     );
     // 1 first start + 2 restarts, then the new inner supervisor started it again
     eventually("w under new inner", || j.starts("w") == 4).await;
@@ -487,7 +493,10 @@ async fn children_run_on_chosen_arbiters() {
     let p0 = pid_of(&sup, "p0").await.unwrap();
     addr_of(&sup, "p0").await.do_send(Do::Panic);
     restarted(&sup, "p0", &p0).await;
-    assert_eq!(addr_of(&sup, "p0").await.send(Ping).await.unwrap(), threads["p0"]);
+    assert_eq!(
+        addr_of(&sup, "p0").await.send(Ping).await.unwrap(),
+        threads["p0"]
+    );
     within(sup.shutdown()).await;
     pool.stop();
 }
@@ -509,7 +518,10 @@ async fn panicking_child_on_the_supervisors_arbiter_is_restarted_and_sibling_ans
     addr_of(&sup, "crasher").await.do_send(Do::Panic);
     let again = restarted(&sup, "crasher", &crasher).await;
     assert_eq!(steady.send(Ping).await.unwrap(), me);
-    assert_eq!(again.addr::<Worker>().unwrap().send(Ping).await.unwrap(), me);
+    assert_eq!(
+        again.addr::<Worker>().unwrap().send(Ping).await.unwrap(),
+        me
+    );
     assert!(j.events.lock().unwrap().iter().any(|e| matches!(
         e,
         SupervisionEvent::ChildExited { id, reason: ExitReason::Panic(m), .. }
