@@ -54,4 +54,6 @@ pub use unsuback::UnsubAck;
 pub use unsubscribe::{Unsubscribe, UnsubscribeProperties};
 
 #[cfg(test)]
+mod malformed_tests;
+#[cfg(test)]
 mod tests;
