@@ -62,10 +62,11 @@ impl Broker {
     /// The external broker named by `MQTT_TEST_BROKER`, if set.
     fn external() -> Result<Option<SocketAddr>> {
         match std::env::var("MQTT_TEST_BROKER") {
-            Ok(s) if !s.is_empty() => Ok(Some(
-                s.parse()
-                    .with_context(|| format!("MQTT_TEST_BROKER={s} is not host:port"))?,
-            )),
+            Ok(s) if !s.is_empty() => {
+                Ok(Some(s.parse().with_context(|| {
+                    format!("MQTT_TEST_BROKER={s} is not host:port")
+                })?))
+            }
             _ => Ok(None),
         }
     }
@@ -87,7 +88,9 @@ impl Broker {
     /// configured per test.
     pub fn with_config(config: &str) -> Result<Option<Self>> {
         if Self::external()?.is_some() {
-            eprintln!("skipped: needs girder config `{config}`, not available with MQTT_TEST_BROKER");
+            eprintln!(
+                "skipped: needs girder config `{config}`, not available with MQTT_TEST_BROKER"
+            );
             return Ok(None);
         }
         let node = NodeProcess::start_with(NodeOptions {

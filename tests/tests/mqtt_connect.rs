@@ -18,8 +18,13 @@ async fn v311_rumqttc_connects_and_round_trips() -> Result<()> {
     let opts = rumqttc::MqttOptions::new(unique("c"), b.host(), b.port());
     let (mut c, ack) = V4Client::connect(opts).await?;
     assert_eq!(ack.code, rumqttc::ConnectReturnCode::Success);
-    assert!(!ack.session_present, "clean session must not find a session");
-    c.client.subscribe(&topic, rumqttc::QoS::AtLeastOnce).await?;
+    assert!(
+        !ack.session_present,
+        "clean session must not find a session"
+    );
+    c.client
+        .subscribe(&topic, rumqttc::QoS::AtLeastOnce)
+        .await?;
     c.next_suback().await?;
     c.client
         .publish(&topic, rumqttc::QoS::AtLeastOnce, false, "hello")
@@ -46,7 +51,12 @@ async fn v5_rumqttc_connects_and_round_trips() -> Result<()> {
         .await?;
     c.next_suback().await?;
     c.client
-        .publish(&topic, rumqttc::v5::mqttbytes::QoS::ExactlyOnce, false, "hi")
+        .publish(
+            &topic,
+            rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
+            false,
+            "hi",
+        )
         .await?;
     let p = c.next_publish().await?;
     assert_eq!(&p.topic[..], topic.as_bytes());
@@ -147,10 +157,7 @@ async fn silent_client_is_disconnected_after_one_and_a_half_keep_alive() -> Resu
             elapsed >= Duration::from_millis(1000),
             "closed too early: {elapsed:?}"
         );
-        assert!(
-            elapsed <= upper,
-            "closed too late: {elapsed:?}"
-        );
+        assert!(elapsed <= upper, "closed too late: {elapsed:?}");
     }
     Ok(())
 }
@@ -231,7 +238,8 @@ async fn v5_connack_carries_configured_capabilities() -> Result<()> {
     else {
         return Ok(());
     };
-    let (_c, ack) = RawClient::connect(b.addr, &Connect::v5(&unique("caps")).keep_alive(60)).await?;
+    let (_c, ack) =
+        RawClient::connect(b.addr, &Connect::v5(&unique("caps")).keep_alive(60)).await?;
     assert_eq!(ack.code, 0);
     assert_eq!(
         find(&ack.props, prop::MAXIMUM_PACKET_SIZE),
@@ -255,8 +263,7 @@ async fn server_keep_alive_is_enforced() -> Result<()> {
     let Some(b) = Broker::with_config("mqtt.server_keepalive = 1\n")? else {
         return Ok(());
     };
-    let mut c =
-        RawClient::connected(b.addr, &Connect::v5(&unique("ska")).keep_alive(60)).await?;
+    let mut c = RawClient::connected(b.addr, &Connect::v5(&unique("ska")).keep_alive(60)).await?;
     let start = Instant::now();
     c.closed_within(Duration::from_secs(4)).await?;
     ensure!(start.elapsed() >= Duration::from_millis(1000));

@@ -71,7 +71,10 @@ async fn broker_acks_carry_the_packet_identifier() -> Result<()> {
         let (pid, reason) = f.ack()?;
         assert_eq!((f.kind(), pid), (kind::PUBACK, 4242));
         // v5 allows 0x10 (no matching subscribers) as a success.
-        assert!(reason == 0 || reason == 0x10, "PUBACK reason 0x{reason:02x}");
+        assert!(
+            reason == 0 || reason == 0x10,
+            "PUBACK reason 0x{reason:02x}"
+        );
         c.send(&Publish::new(&topic, b"2").qos(2, 77).encode(version))
             .await?;
         let f = c.recv().await?;
@@ -117,8 +120,12 @@ async fn qos1_order_is_preserved() -> Result<()> {
     s.subscribe(1, &[(&topic, 1)]).await?;
     let mut p = RawClient::connected(b.addr, &Connect::v311(&unique("p"))).await?;
     for i in 0..50u16 {
-        p.send(&Publish::new(&topic, &i.to_be_bytes()).qos(1, i + 1).encode(Version::V311))
-            .await?;
+        p.send(
+            &Publish::new(&topic, &i.to_be_bytes())
+                .qos(1, i + 1)
+                .encode(Version::V311),
+        )
+        .await?;
     }
     for i in 0..50u16 {
         let m = s.recv_publish().await?;
@@ -135,7 +142,8 @@ async fn qos0_has_no_packet_identifier() -> Result<()> {
     let topic = unique("t/q0");
     let mut s = RawClient::connected(b.addr, &Connect::v5(&unique("s"))).await?;
     s.subscribe(1, &[(&topic, 0)]).await?;
-    s.send(&Publish::new(&topic, b"z").encode(Version::V5)).await?;
+    s.send(&Publish::new(&topic, b"z").encode(Version::V5))
+        .await?;
     let m = s.recv_publish().await?;
     assert_eq!((m.qos, m.dup, &m.payload[..]), (0, false, &b"z"[..]));
     Ok(())

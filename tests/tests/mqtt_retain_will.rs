@@ -27,14 +27,19 @@ async fn retained_message_set_replace_clear() -> Result<()> {
     let b = Broker::start()?;
     let t = unique("t/ret");
     let mut p = RawClient::connected(b.addr, &Connect::v311(&unique("p"))).await?;
-    p.publish(&Publish::new(&t, b"one").qos(1, 1).retain()).await?;
+    p.publish(&Publish::new(&t, b"one").qos(1, 1).retain())
+        .await?;
     let got = retained_on_subscribe(&b, &t, 1).await?;
     assert_eq!(got.len(), 1);
     assert!(got[0].retain);
     assert_eq!(got[0].payload, b"one");
-    p.publish(&Publish::new(&t, b"two").qos(1, 2).retain()).await?;
+    p.publish(&Publish::new(&t, b"two").qos(1, 2).retain())
+        .await?;
     let got = retained_on_subscribe(&b, &t, 1).await?;
-    assert_eq!(got.iter().map(|m| &m.payload[..]).collect::<Vec<_>>(), vec![b"two"]);
+    assert_eq!(
+        got.iter().map(|m| &m.payload[..]).collect::<Vec<_>>(),
+        vec![b"two"]
+    );
     p.publish(&Publish::new(&t, b"").qos(1, 3).retain()).await?;
     assert!(retained_on_subscribe(&b, &t, 1).await?.is_empty());
     Ok(())
@@ -47,8 +52,12 @@ async fn v311_wildcard_subscription_gets_retained_messages() -> Result<()> {
     let base = unique("t/retw");
     let mut p = RawClient::connected(b.addr, &Connect::v311(&unique("p"))).await?;
     for leaf in ["a", "b"] {
-        p.publish(&Publish::new(&format!("{base}/{leaf}"), leaf.as_bytes()).qos(1, 1).retain())
-            .await?;
+        p.publish(
+            &Publish::new(&format!("{base}/{leaf}"), leaf.as_bytes())
+                .qos(1, 1)
+                .retain(),
+        )
+        .await?;
     }
     let (mut c, _) =
         V4Client::connect(rumqttc::MqttOptions::new(unique("c"), b.host(), b.port())).await?;
@@ -73,7 +82,8 @@ async fn v5_retain_handling() -> Result<()> {
     let b = Broker::start()?;
     let t = unique("t/rh");
     let mut p = RawClient::connected(b.addr, &Connect::v5(&unique("p"))).await?;
-    p.publish(&Publish::new(&t, b"r").qos(1, 1).retain()).await?;
+    p.publish(&Publish::new(&t, b"r").qos(1, 1).retain())
+        .await?;
     let mut s = RawClient::connected(b.addr, &Connect::v5(&unique("s"))).await?;
     for (i, (rh, first, again)) in [(0u8, 1, 1), (1, 1, 0), (2, 0, 0)].into_iter().enumerate() {
         let filter = format!("{t}");
@@ -81,8 +91,12 @@ async fn v5_retain_handling() -> Result<()> {
         for (round, want) in [(0, first), (1, again)] {
             if round == 0 && i > 0 {
                 // Make the subscription new again for this case.
-                s.send(&girder_tests::mqtt::unsubscribe(Version::V5, 50, &[&filter]))
-                    .await?;
+                s.send(&girder_tests::mqtt::unsubscribe(
+                    Version::V5,
+                    50,
+                    &[&filter],
+                ))
+                .await?;
                 s.recv().await?;
             }
             s.subscribe(10 + round, &[(&filter, opts)]).await?;

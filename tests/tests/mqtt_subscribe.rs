@@ -75,7 +75,14 @@ async fn suback_grants_the_requested_qos() -> Result<()> {
         };
         let mut s = RawClient::connected(b.addr, &connect).await?;
         let codes = s
-            .subscribe(7, &[(&format!("{t}/0"), 0), (&format!("{t}/1"), 1), (&format!("{t}/2"), 2)])
+            .subscribe(
+                7,
+                &[
+                    (&format!("{t}/0"), 0),
+                    (&format!("{t}/1"), 1),
+                    (&format!("{t}/2"), 2),
+                ],
+            )
             .await?;
         assert_eq!(codes, vec![0, 1, 2]);
     }
@@ -123,7 +130,8 @@ async fn v5_retain_as_published() -> Result<()> {
     let mut rap = RawClient::connected(b.addr, &Connect::v5(&unique("s"))).await?;
     rap.subscribe(1, &[(&t, 0x08 | 1)]).await?;
     let mut p = RawClient::connected(b.addr, &Connect::v5(&unique("p"))).await?;
-    p.publish(&Publish::new(&t, b"r").qos(1, 1).retain()).await?;
+    p.publish(&Publish::new(&t, b"r").qos(1, 1).retain())
+        .await?;
     assert!(!plain.recv_publish().await?.retain);
     assert!(rap.recv_publish().await?.retain);
     // Clear the retained message.
@@ -138,8 +146,12 @@ async fn v5_subscription_identifiers() -> Result<()> {
     use rumqttc::v5::mqttbytes::QoS;
     let b = Broker::start()?;
     let t = unique("t/sid");
-    let (mut c, _) =
-        V5Client::connect(rumqttc::v5::MqttOptions::new(unique("c"), b.host(), b.port())).await?;
+    let (mut c, _) = V5Client::connect(rumqttc::v5::MqttOptions::new(
+        unique("c"),
+        b.host(),
+        b.port(),
+    ))
+    .await?;
     for (filter, id) in [(t.clone(), 42usize), (format!("{t}/#"), 7)] {
         let props = SubscribeProperties {
             id: Some(id),
@@ -155,7 +167,11 @@ async fn v5_subscription_identifiers() -> Result<()> {
     // One message with both identifiers, or one message per subscription.
     while ids.len() < 2 {
         let m = c.next_publish().await?;
-        ids.extend(m.properties.map(|p| p.subscription_identifiers).unwrap_or_default());
+        ids.extend(
+            m.properties
+                .map(|p| p.subscription_identifiers)
+                .unwrap_or_default(),
+        );
     }
     ids.sort_unstable();
     assert_eq!(ids, vec![7, 42]);
@@ -195,8 +211,12 @@ async fn unsubscribe_stops_delivery() -> Result<()> {
 async fn v5_unsubscribe_unknown_filter_says_no_subscription_existed() -> Result<()> {
     let b = Broker::start()?;
     let mut s = RawClient::connected(b.addr, &Connect::v5(&unique("s"))).await?;
-    s.send(&girder_tests::mqtt::unsubscribe(Version::V5, 3, &[&unique("t/none")]))
-        .await?;
+    s.send(&girder_tests::mqtt::unsubscribe(
+        Version::V5,
+        3,
+        &[&unique("t/none")],
+    ))
+    .await?;
     let (_, codes) = s.recv().await?.suback(Version::V5)?;
     assert_eq!(codes, vec![0x11]);
     Ok(())

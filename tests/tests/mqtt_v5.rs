@@ -20,10 +20,18 @@ async fn topic_alias_from_client() -> Result<()> {
     let mut s = RawClient::connected(b.addr, &Connect::v5(&unique("s"))).await?;
     s.subscribe(1, &[(&t, 1)]).await?;
     let mut p = RawClient::connected(b.addr, &Connect::v5(&unique("p"))).await?;
-    p.publish(&Publish::new(&t, b"1").qos(1, 1).prop(prop::TOPIC_ALIAS, Prop::U16(1)))
-        .await?;
-    p.publish(&Publish::new("", b"2").qos(1, 2).prop(prop::TOPIC_ALIAS, Prop::U16(1)))
-        .await?;
+    p.publish(
+        &Publish::new(&t, b"1")
+            .qos(1, 1)
+            .prop(prop::TOPIC_ALIAS, Prop::U16(1)),
+    )
+    .await?;
+    p.publish(
+        &Publish::new("", b"2")
+            .qos(1, 2)
+            .prop(prop::TOPIC_ALIAS, Prop::U16(1)),
+    )
+    .await?;
     for want in [&b"1"[..], b"2"] {
         let m = s.recv_publish().await?;
         assert_eq!((&m.topic[..], &m.payload[..]), (&t[..], want));
@@ -43,8 +51,12 @@ async fn topic_alias_above_maximum_is_refused() -> Result<()> {
         _ => 0,
     };
     let bad = max.saturating_add(1);
-    p.send(&Publish::new(&unique("t/ab"), b"x").prop(prop::TOPIC_ALIAS, Prop::U16(bad)).encode(Version::V5))
-        .await?;
+    p.send(
+        &Publish::new(&unique("t/ab"), b"x")
+            .prop(prop::TOPIC_ALIAS, Prop::U16(bad))
+            .encode(Version::V5),
+    )
+    .await?;
     let closed = p.closed_within(Duration::from_secs(3)).await?;
     assert_eq!(closed.disconnect_reason(), Some(0x94), "{closed:?}");
     Ok(())
@@ -63,7 +75,8 @@ async fn topic_alias_to_client_stays_within_its_maximum() -> Result<()> {
     s.subscribe(1, &[(&t, 0)]).await?;
     let mut p = RawClient::connected(b.addr, &Connect::v5(&unique("p"))).await?;
     for i in 0..4u8 {
-        p.publish(&Publish::new(&t, &[i]).qos(1, u16::from(i) + 1)).await?;
+        p.publish(&Publish::new(&t, &[i]).qos(1, u16::from(i) + 1))
+            .await?;
     }
     let mut aliases: HashMap<u16, String> = HashMap::new();
     for i in 0..4u8 {
@@ -102,7 +115,11 @@ async fn publish_properties_pass_through() -> Result<()> {
         content_type: Some("application/json".into()),
         response_topic: Some(format!("{t}/reply")),
         correlation_data: Some(bytes::Bytes::from_static(b"\x00\x01corr")),
-        user_properties: vec![("a".into(), "1".into()), ("b".into(), "2".into()), ("a".into(), "3".into())],
+        user_properties: vec![
+            ("a".into(), "1".into()),
+            ("b".into(), "2".into()),
+            ("a".into(), "3".into()),
+        ],
         ..Default::default()
     };
     c.client
@@ -131,10 +148,18 @@ async fn message_expiry_is_decremented_and_expired_messages_dropped() -> Result<
     s.subscribe(1, &[(&t, 1)]).await?;
     s.disconnect().await?;
     let mut p = RawClient::connected(b.addr, &Connect::v5(&unique("p"))).await?;
-    p.publish(&Publish::new(&t, b"short").qos(1, 1).prop(prop::MESSAGE_EXPIRY, Prop::U32(1)))
-        .await?;
-    p.publish(&Publish::new(&t, b"long").qos(1, 2).prop(prop::MESSAGE_EXPIRY, Prop::U32(30)))
-        .await?;
+    p.publish(
+        &Publish::new(&t, b"short")
+            .qos(1, 1)
+            .prop(prop::MESSAGE_EXPIRY, Prop::U32(1)),
+    )
+    .await?;
+    p.publish(
+        &Publish::new(&t, b"long")
+            .qos(1, 2)
+            .prop(prop::MESSAGE_EXPIRY, Prop::U32(30)),
+    )
+    .await?;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let mut s = RawClient::connected(b.addr, &connect).await?;
     let m = s.recv_publish().await?;
@@ -158,7 +183,8 @@ async fn receive_maximum_limits_the_inflight_messages() -> Result<()> {
     s.subscribe(1, &[(&t, 1)]).await?;
     let mut p = RawClient::connected(b.addr, &Connect::v5(&unique("p"))).await?;
     for i in 0..5u16 {
-        p.publish(&Publish::new(&t, &[i as u8]).qos(1, i + 1)).await?;
+        p.publish(&Publish::new(&t, &[i as u8]).qos(1, i + 1))
+            .await?;
     }
     let m0 = s.recv_publish().await?;
     let m1 = s.recv_publish().await?;
