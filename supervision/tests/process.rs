@@ -343,3 +343,29 @@ async fn process_outlives_its_addresses_and_knows_its_pid() {
         ExitReason::Shutdown(ShutdownReason::Requested)
     );
 }
+
+#[actix_rt::test]
+async fn a_panic_in_stopped_after_a_panic_does_not_abort() {
+    struct Twice;
+    impl Actor for Twice {
+        type Context = Context<Self>;
+        fn stopped(&mut self, _: &mut Context<Self>) {
+            panic!("second panic in stopped");
+        }
+    }
+    impl Handler<Do> for Twice {
+        type Result = ();
+        fn handle(&mut self, _: Do, _: &mut Context<Self>) {
+            panic!("first panic");
+        }
+    }
+    let t = spawn(|_| Twice).unwrap();
+    let bystander = worker();
+    t.addr.do_send(Do::Panic);
+    // the first reason wins; the second panic is contained during teardown
+    assert_eq!(
+        within(t.pid.wait()).await,
+        ExitReason::Panic("first panic".into())
+    );
+    bystander.addr.send(Ping).await.unwrap();
+}
