@@ -56,4 +56,6 @@ pub use unsubscribe::{Unsubscribe, UnsubscribeProperties};
 #[cfg(test)]
 mod malformed_tests;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
