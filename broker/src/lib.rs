@@ -11,3 +11,9 @@ pub mod shared;
 
 /// Retained messages: the store, its limits and message expiry.
 pub mod retained;
+
+/// One published message as the broker sees it, and its per-subscriber delivery options.
+pub mod message;
+
+/// The per-client-id session state machine: subscriptions, inflight window, queue, QoS 2, expiry.
+pub mod session;
