@@ -25,10 +25,13 @@
 //!   [`SessionInfo`], [`SessionStats`].
 //! - `session/inflight.rs`: the outgoing window and packet id allocator.
 //! - `session/mqueue.rs`: the bounded queue and its [`QueueDropPolicy`].
-//! - `session/tests.rs`: state-machine tests.
+//! - `session/tests.rs`: state-machine tests; `session/proptests.rs`: a
+//!   model-based property test of the window, packet ids and accounting.
 
 mod inflight;
 mod mqueue;
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;
 
