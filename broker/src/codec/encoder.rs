@@ -4,7 +4,10 @@
 use bytes::{Bytes, BytesMut};
 
 use super::wire::{var_int_len, Counter, Sink, MAX_VAR_INT};
-use super::{EncodeError, Packet, PacketType, ProtocolVersion, Publish, QoS};
+use super::{
+    ByteStr, EncodeError, Packet, PacketType, ProtocolVersion, PubAck, PubComp, PubRec, PubRel,
+    Publish, QoS, SubAck, UnsubAck, UserProperty,
+};
 
 /// Writes the body (everything after the fixed header) of `packet`.
 fn write_body<S: Sink>(
@@ -141,5 +144,71 @@ impl EncodedPublish {
         };
         copy[offset..offset + 2].copy_from_slice(&packet_id.to_be_bytes());
         Ok(copy.freeze())
+    }
+}
+
+/// Encoded size of `packet` after dropping, if it exceeds `max`, the
+/// properties the spec lets a sender drop to respect the peer's Maximum
+/// Packet Size: the reason string, then the user properties (v5
+/// MQTT-3.2.2-19/20, MQTT-3.4.2-2/3 and alike for every acknowledgement,
+/// DISCONNECT and AUTH).
+///
+/// PUBLISH, CONNECT, SUBSCRIBE and UNSUBSCRIBE are never altered: a PUBLISH
+/// that is still too large must be discarded (MQTT-3.1.2-25). Compare the
+/// returned size with `max` to decide.
+pub fn trim_to_size(
+    packet: &mut Packet,
+    version: ProtocolVersion,
+    max: u32,
+) -> Result<usize, EncodeError> {
+    let max = max as usize;
+    let len = encoded_len(packet, version)?;
+    if len <= max {
+        return Ok(len);
+    }
+    match droppable(packet) {
+        Some((reason_string, _)) => *reason_string = None,
+        None => return Ok(len),
+    }
+    let len = encoded_len(packet, version)?;
+    if len <= max {
+        return Ok(len);
+    }
+    if let Some((_, user_properties)) = droppable(packet) {
+        user_properties.clear();
+    }
+    encoded_len(packet, version)
+}
+
+/// The reason string and user properties of a packet that may drop them.
+fn droppable(packet: &mut Packet) -> Option<(&mut Option<ByteStr>, &mut Vec<UserProperty>)> {
+    match packet {
+        Packet::ConnAck(p) => Some((
+            &mut p.properties.reason_string,
+            &mut p.properties.user_properties,
+        )),
+        Packet::PubAck(PubAck { properties, .. })
+        | Packet::PubRec(PubRec { properties, .. })
+        | Packet::PubRel(PubRel { properties, .. })
+        | Packet::PubComp(PubComp { properties, .. })
+        | Packet::SubAck(SubAck { properties, .. })
+        | Packet::UnsubAck(UnsubAck { properties, .. }) => Some((
+            &mut properties.reason_string,
+            &mut properties.user_properties,
+        )),
+        Packet::Disconnect(p) => Some((
+            &mut p.properties.reason_string,
+            &mut p.properties.user_properties,
+        )),
+        Packet::Auth(p) => Some((
+            &mut p.properties.reason_string,
+            &mut p.properties.user_properties,
+        )),
+        Packet::Connect(_)
+        | Packet::Publish(_)
+        | Packet::Subscribe(_)
+        | Packet::Unsubscribe(_)
+        | Packet::PingReq
+        | Packet::PingResp => None,
     }
 }

@@ -129,7 +129,10 @@ fn packet_too_large_is_refused_from_the_fixed_header() {
     // A 200 MB announcement is refused without buffering anything.
     assert_eq!(
         decode(V5, 1 << 20, &[0x30, 0x80, 0x80, 0x80, 0x64]),
-        Err(E::PacketTooLarge { size: 209_715_205, max: 1 << 20 })
+        Err(E::PacketTooLarge {
+            size: 209_715_205,
+            max: 1 << 20
+        })
     );
     // Exactly at the limit is fine.
     let mut d = Decoder::with_version(ProtocolVersion::V3_1_1, 4);
@@ -142,8 +145,14 @@ fn every_error_maps_to_an_error_reason_code() {
     use super::ReasonCode as R;
     assert_eq!(E::InvalidQoS.reason_code(), R::MalformedPacket);
     assert_eq!(E::DuplicateProperty(1).reason_code(), R::ProtocolError);
-    assert_eq!(E::UnsupportedProtocolVersion(9).reason_code(), R::UnsupportedProtocolVersion);
-    assert_eq!(E::PacketTooLarge { size: 2, max: 1 }.reason_code(), R::PacketTooLarge);
+    assert_eq!(
+        E::UnsupportedProtocolVersion(9).reason_code(),
+        R::UnsupportedProtocolVersion
+    );
+    assert_eq!(
+        E::PacketTooLarge { size: 2, max: 1 }.reason_code(),
+        R::PacketTooLarge
+    );
     assert_eq!(E::TopicAliasZero.reason_code(), R::TopicAliasInvalid);
     assert_eq!(E::WildcardInTopicName.reason_code(), R::TopicNameInvalid);
 }

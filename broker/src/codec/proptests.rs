@@ -31,15 +31,17 @@ fn topic() -> impl Strategy<Value = ByteStr> {
 }
 
 fn filter() -> impl Strategy<Value = ByteStr> {
-    (vec(prop_oneof!["[a-z]{1,4}", Just("+".to_string())], 1..4), any::<bool>()).prop_map(
-        |(levels, hash)| {
+    (
+        vec(prop_oneof!["[a-z]{1,4}", Just("+".to_string())], 1..4),
+        any::<bool>(),
+    )
+        .prop_map(|(levels, hash)| {
             let mut f = levels.join("/");
             if hash {
                 f.push_str("/#");
             }
             ByteStr::from(f)
-        },
-    )
+        })
 }
 
 fn binary() -> impl Strategy<Value = Bytes> {
@@ -83,7 +85,10 @@ fn ack_props(v5: bool) -> BoxedStrategy<AckProperties> {
 }
 
 fn payload_format() -> impl Strategy<Value = Option<PayloadFormat>> {
-    option::of(select(vec![PayloadFormat::Unspecified, PayloadFormat::Utf8]))
+    option::of(select(vec![
+        PayloadFormat::Unspecified,
+        PayloadFormat::Utf8,
+    ]))
 }
 
 fn publish_props() -> impl Strategy<Value = PublishProperties> {
@@ -115,17 +120,25 @@ fn publish(v5: bool) -> impl Strategy<Value = Publish> {
     } else {
         Just(PublishProperties::default()).boxed()
     };
-    (qos(), any::<(bool, bool)>(), topic(), packet_id(), binary(), props).prop_map(
-        |(qos, (dup, retain), topic, id, payload, properties)| Publish {
-            dup: dup && qos != QoS::AtMostOnce,
-            qos,
-            retain,
-            topic,
-            packet_id: (qos != QoS::AtMostOnce).then_some(id),
-            payload,
-            properties,
-        },
+    (
+        qos(),
+        any::<(bool, bool)>(),
+        topic(),
+        packet_id(),
+        binary(),
+        props,
     )
+        .prop_map(
+            |(qos, (dup, retain), topic, id, payload, properties)| Publish {
+                dup: dup && qos != QoS::AtMostOnce,
+                qos,
+                retain,
+                topic,
+                packet_id: (qos != QoS::AtMostOnce).then_some(id),
+                payload,
+                properties,
+            },
+        )
 }
 
 fn will(v5: bool) -> impl Strategy<Value = LastWill> {
@@ -200,7 +213,14 @@ fn connect(version: ProtocolVersion) -> impl Strategy<Value = Connect> {
         props,
     )
         .prop_map(
-            move |((clean_start, keep_alive), client_id, will, credentials, v5_password, properties)| {
+            move |(
+                (clean_start, keep_alive),
+                client_id,
+                will,
+                credentials,
+                v5_password,
+                properties,
+            )| {
                 let (username, password) = match credentials {
                     Some((user, password)) => (Some(user), password),
                     // Only v5 allows a password without a user name.
@@ -253,27 +273,29 @@ fn connack(version: ProtocolVersion) -> BoxedStrategy<ConnAck> {
             option::of((text(), option::of(binary()))),
         ),
     )
-        .prop_map(|((se, rm, mq, ra, mps, aci, tam, rs), (up, wsa, sia, ssa, ska, ri, sr, auth))| {
-            ConnAckProperties {
-                session_expiry_interval: se,
-                receive_maximum: rm,
-                maximum_qos: mq,
-                retain_available: ra,
-                maximum_packet_size: mps,
-                assigned_client_identifier: aci,
-                topic_alias_maximum: tam,
-                reason_string: rs,
-                user_properties: up,
-                wildcard_subscription_available: wsa,
-                subscription_identifiers_available: sia,
-                shared_subscription_available: ssa,
-                server_keep_alive: ska,
-                response_information: ri,
-                server_reference: sr,
-                authentication_method: auth.as_ref().map(|(m, _)| m.clone()),
-                authentication_data: auth.and_then(|(_, d)| d),
-            }
-        });
+        .prop_map(
+            |((se, rm, mq, ra, mps, aci, tam, rs), (up, wsa, sia, ssa, ska, ri, sr, auth))| {
+                ConnAckProperties {
+                    session_expiry_interval: se,
+                    receive_maximum: rm,
+                    maximum_qos: mq,
+                    retain_available: ra,
+                    maximum_packet_size: mps,
+                    assigned_client_identifier: aci,
+                    topic_alias_maximum: tam,
+                    reason_string: rs,
+                    user_properties: up,
+                    wildcard_subscription_available: wsa,
+                    subscription_identifiers_available: sia,
+                    shared_subscription_available: ssa,
+                    server_keep_alive: ska,
+                    response_information: ri,
+                    server_reference: sr,
+                    authentication_method: auth.as_ref().map(|(m, _)| m.clone()),
+                    authentication_data: auth.and_then(|(_, d)| d),
+                }
+            },
+        );
     (any::<bool>(), reason(PacketType::ConnAck), props)
         .prop_map(|(session_present, reason_code, properties)| ConnAck {
             session_present,
@@ -337,10 +359,12 @@ fn packet(version: ProtocolVersion) -> BoxedStrategy<Packet> {
     };
     let sub_props = if v5 {
         (option::of(sub_id()), users())
-            .prop_map(|(subscription_identifier, user_properties)| SubscribeProperties {
-                subscription_identifier,
-                user_properties,
-            })
+            .prop_map(
+                |(subscription_identifier, user_properties)| SubscribeProperties {
+                    subscription_identifier,
+                    user_properties,
+                },
+            )
             .boxed()
     } else {
         Just(SubscribeProperties::default()).boxed()
@@ -354,7 +378,11 @@ fn packet(version: ProtocolVersion) -> BoxedStrategy<Packet> {
     };
     macro_rules! ack {
         ($t:ident) => {
-            (packet_id(), ack_reason(version, PacketType::$t), ack_props(v5))
+            (
+                packet_id(),
+                ack_reason(version, PacketType::$t),
+                ack_props(v5),
+            )
                 .prop_map(|(packet_id, reason_code, properties)| {
                     Packet::$t($t {
                         packet_id,
@@ -365,7 +393,9 @@ fn packet(version: ProtocolVersion) -> BoxedStrategy<Packet> {
         };
     }
     let mut choices = vec![
-        connack(version).prop_map(|c| Packet::ConnAck(Box::new(c))).boxed(),
+        connack(version)
+            .prop_map(|c| Packet::ConnAck(Box::new(c)))
+            .boxed(),
         publish(v5).prop_map(Packet::Publish).boxed(),
         ack!(PubAck).boxed(),
         ack!(PubRec).boxed(),

@@ -124,7 +124,11 @@ fn connect_v3_1_1_spec_flags_with_will_and_credentials() {
     });
     c.username = Some(s("u"));
     c.password = Some(Bytes::from_static(b"pw"));
-    both_ways(ProtocolVersion::V3_1_1, &bytes, Packet::Connect(Box::new(c)));
+    both_ways(
+        ProtocolVersion::V3_1_1,
+        &bytes,
+        Packet::Connect(Box::new(c)),
+    );
 }
 
 #[test]
@@ -183,12 +187,20 @@ fn connack_in_each_version() {
         ..ConnAck::default()
     };
     for v in [ProtocolVersion::V3_1, ProtocolVersion::V3_1_1] {
-        both_ways(v, &[0x20, 0x02, 0x01, 0x00], Packet::ConnAck(Box::new(accepted.clone())));
+        both_ways(
+            v,
+            &[0x20, 0x02, 0x01, 0x00],
+            Packet::ConnAck(Box::new(accepted.clone())),
+        );
         let refused = ConnAck {
             reason_code: ReasonCode::BadUserNameOrPassword,
             ..ConnAck::default()
         };
-        both_ways(v, &[0x20, 0x02, 0x00, 0x04], Packet::ConnAck(Box::new(refused)));
+        both_ways(
+            v,
+            &[0x20, 0x02, 0x00, 0x04],
+            Packet::ConnAck(Box::new(refused)),
+        );
     }
     let mut v5 = ConnAck::default();
     v5.properties.receive_maximum = Some(10);
@@ -226,7 +238,9 @@ fn publish_v3_qos0_and_qos1() {
         payload: Bytes::from_static(b"hi"),
         properties: PublishProperties::default(),
     };
-    let bytes = [0x3B, 0x09, 0x00, 0x03, b'a', b'/', b'b', 0x00, 0x0A, b'h', b'i'];
+    let bytes = [
+        0x3B, 0x09, 0x00, 0x03, b'a', b'/', b'b', 0x00, 0x0A, b'h', b'i',
+    ];
     both_ways(ProtocolVersion::V3_1, &bytes, Packet::Publish(qos1));
 }
 
@@ -288,7 +302,11 @@ fn publish_acknowledgements() {
         both_ways(v, &[0x40, 0x02, 0x00, 0x01], Packet::PubAck(PubAck::new(1)));
         both_ways(v, &[0x50, 0x02, 0x00, 0x02], Packet::PubRec(PubRec::new(2)));
         both_ways(v, &[0x62, 0x02, 0x00, 0x03], Packet::PubRel(PubRel::new(3)));
-        both_ways(v, &[0x70, 0x02, 0x00, 0x04], Packet::PubComp(PubComp::new(4)));
+        both_ways(
+            v,
+            &[0x70, 0x02, 0x00, 0x04],
+            Packet::PubComp(PubComp::new(4)),
+        );
     }
     let mut ack = PubAck::new(1);
     ack.reason_code = ReasonCode::NoMatchingSubscribers;
@@ -450,7 +468,11 @@ fn ping_disconnect_auth() {
         Packet::Disconnect(with_will),
     );
 
-    both_ways(ProtocolVersion::V5, &[0xF0, 0x00], Packet::Auth(Auth::default()));
+    both_ways(
+        ProtocolVersion::V5,
+        &[0xF0, 0x00],
+        Packet::Auth(Auth::default()),
+    );
     let auth = Auth {
         reason_code: ReasonCode::ContinueAuthentication,
         properties: AuthProperties {
@@ -464,7 +486,11 @@ fn ping_disconnect_auth() {
         Packet::Auth(auth.clone()),
     );
     assert_eq!(
-        encode(&Packet::Auth(auth), ProtocolVersion::V3_1_1, &mut BytesMut::new()),
+        encode(
+            &Packet::Auth(auth),
+            ProtocolVersion::V3_1_1,
+            &mut BytesMut::new()
+        ),
         Err(EncodeError::UnsupportedInVersion(PacketType::Auth))
     );
 }
@@ -523,7 +549,10 @@ fn encoded_publish_is_shared_and_patched() {
         ..p.clone()
     };
     assert_eq!(decode_one(&mut d, &frame), Packet::Publish(expected));
-    assert_eq!(shared.with_packet_id(0, false), Err(EncodeError::InvalidPacketId));
+    assert_eq!(
+        shared.with_packet_id(0, false),
+        Err(EncodeError::InvalidPacketId)
+    );
 
     let qos0 = Publish {
         qos: QoS::AtMostOnce,
@@ -532,8 +561,15 @@ fn encoded_publish_is_shared_and_patched() {
     };
     let shared = EncodedPublish::new(&qos0, ProtocolVersion::V3_1_1).expect("encode");
     let a = shared.with_packet_id(7, false).expect("qos0");
-    assert_eq!(a.as_ptr(), shared.frame().as_ptr(), "QoS 0 frames are shared");
-    assert_eq!(&a[..], &encode_to_vec(&Packet::Publish(qos0), ProtocolVersion::V3_1_1));
+    assert_eq!(
+        a.as_ptr(),
+        shared.frame().as_ptr(),
+        "QoS 0 frames are shared"
+    );
+    assert_eq!(
+        &a[..],
+        &encode_to_vec(&Packet::Publish(qos0), ProtocolVersion::V3_1_1)
+    );
 }
 
 #[test]
@@ -542,14 +578,20 @@ fn debug_hides_secrets_and_payloads() {
     c.password = Some(Bytes::from_static(b"hunter2"));
     c.properties.authentication_data = Some(Bytes::from_static(b"secretdata"));
     let text = format!("{c:?}");
-    assert!(!text.contains("hunter2") && !text.contains("secretdata"), "{text}");
+    assert!(
+        !text.contains("hunter2") && !text.contains("secretdata"),
+        "{text}"
+    );
     assert!(text.contains("<REDACTED>"));
     let p = Publish {
         payload: Bytes::from_static(b"private-payload"),
         ..Publish::default()
     };
     let text = format!("{p:?}");
-    assert!(!text.contains("private") && text.contains("payload_len: 15"), "{text}");
+    assert!(
+        !text.contains("private") && text.contains("payload_len: 15"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -565,7 +607,11 @@ fn encode_rejects_bad_packet_ids() {
         Err(EncodeError::InvalidPacketId)
     );
     assert_eq!(
-        encode(&Packet::PubAck(PubAck::new(0)), ProtocolVersion::V5, &mut buf),
+        encode(
+            &Packet::PubAck(PubAck::new(0)),
+            ProtocolVersion::V5,
+            &mut buf
+        ),
         Err(EncodeError::InvalidPacketId)
     );
     assert!(buf.is_empty(), "nothing is written on error");
@@ -583,7 +629,10 @@ fn error_replies_follow_the_connection_stage() {
     assert_eq!(err, DecodeError::UnsupportedProtocolVersion(6));
     assert_eq!(
         d.error_reply(&err),
-        ErrorReply::ConnAck(ProtocolVersion::V3_1_1, ReasonCode::UnsupportedProtocolVersion)
+        ErrorReply::ConnAck(
+            ProtocolVersion::V3_1_1,
+            ReasonCode::UnsupportedProtocolVersion
+        )
     );
 
     // A v5 CONNECT with a bad property: CONNACK 0x82 in v5.
@@ -606,4 +655,44 @@ fn error_replies_follow_the_connection_stage() {
     );
     let v3 = Decoder::with_version(ProtocolVersion::V3_1_1, MAX);
     assert_eq!(v3.error_reply(&DecodeError::InvalidQoS), ErrorReply::Close);
+}
+
+#[test]
+fn trim_to_size_drops_reason_string_then_user_properties() {
+    let mut ack = PubAck::new(1);
+    ack.reason_code = ReasonCode::QuotaExceeded;
+    ack.properties.reason_string = Some(s("quota exceeded for this client"));
+    ack.properties.user_properties = vec![(s("k"), s("v"))];
+    let full = Packet::PubAck(ack);
+    let v5 = ProtocolVersion::V5;
+    let full_len = encoded_len(&full, v5).expect("len");
+
+    let mut p = full.clone();
+    assert_eq!(trim_to_size(&mut p, v5, 1024), Ok(full_len));
+    assert_eq!(p, full, "untouched when it fits");
+
+    let mut p = full.clone();
+    // Header 2 + id 2 + reason 1 + props len 1 + user property 7.
+    assert_eq!(trim_to_size(&mut p, v5, 13), Ok(13));
+    match &p {
+        Packet::PubAck(a) => {
+            assert_eq!(a.properties.reason_string, None);
+            assert_eq!(a.properties.user_properties.len(), 1);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Without properties the property length is left out as well.
+    let mut p = full;
+    assert_eq!(trim_to_size(&mut p, v5, 6), Ok(5));
+
+    // A PUBLISH is never altered.
+    let mut publish = Packet::Publish(Publish {
+        topic: s("t"),
+        payload: Bytes::from_static(b"0123456789"),
+        ..Publish::default()
+    });
+    let before = publish.clone();
+    assert_eq!(trim_to_size(&mut publish, v5, 4), Ok(16));
+    assert_eq!(publish, before);
 }

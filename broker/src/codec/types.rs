@@ -111,10 +111,7 @@ impl ByteStr {
     /// The string slice.
     pub fn as_str(&self) -> &str {
         // The constructor checked the bytes, and nothing mutates them.
-        match std::str::from_utf8(&self.0) {
-            Ok(s) => s,
-            Err(_) => "",
-        }
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// The underlying bytes.
