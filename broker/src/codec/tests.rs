@@ -696,3 +696,13 @@ fn trim_to_size_drops_reason_string_then_user_properties() {
     assert_eq!(trim_to_size(&mut publish, v5, 4), Ok(16));
     assert_eq!(publish, before);
 }
+
+#[test]
+fn hot_path_types_stay_small() {
+    // Messages sit in session queues and inflight windows: keep the
+    // property-less PUBLISH compact (topic 32 + payload 32 + properties).
+    let publish = std::mem::size_of::<Publish>();
+    assert!(publish <= 232, "Publish is {publish} bytes");
+    // CONNECT and CONNACK are boxed so that a Packet stays PUBLISH-sized.
+    assert!(std::mem::size_of::<Packet>() <= publish + 8);
+}
