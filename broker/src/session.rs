@@ -208,6 +208,45 @@ pub struct SessionInfo {
 /// Every method that may produce packets pushes them, in send order, into
 /// an `out: &mut Vec<Packet>` supplied by the caller (so a batch of events
 /// produces one batch of packets); packets are only `Publish` and `PubRel`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Instant;
+///
+/// use bytes::Bytes;
+/// use girder_broker::codec::{Packet, Publish, QoS};
+/// use girder_broker::message::{Delivery, Message, SubOpts};
+/// use girder_broker::session::{Session, SessionConfig, SessionError};
+///
+/// let now = Instant::now();
+/// let mut session = Session::new("sub".into(), SessionConfig::default(), now);
+/// session.subscribe("a/+".into(), SubOpts::with_qos(QoS::AtLeastOnce));
+///
+/// // A QoS 2 PUBLISH from another client, routed to this subscription.
+/// let publish = Publish {
+///     qos: QoS::ExactlyOnce,
+///     topic: "a/b".into(),
+///     packet_id: Some(9),
+///     payload: Bytes::from_static(b"hi"),
+///     ..Publish::default()
+/// };
+/// let message = Arc::new(Message::from_publish(publish, "pub".into(), now));
+/// let mut out = Vec::new();
+/// session.deliver(
+///     [Delivery::new(message, SubOpts::with_qos(QoS::AtLeastOnce))],
+///     now,
+///     &mut out,
+/// );
+/// // Sent at QoS 1 (the granted QoS) with the session's first packet id.
+/// let Packet::Publish(sent) = &out[0] else { panic!("{out:?}") };
+/// assert_eq!((sent.qos, sent.packet_id), (QoS::AtLeastOnce, Some(1)));
+///
+/// out.clear();
+/// session.on_puback(1, now, &mut out)?;
+/// assert!(out.is_empty());
+/// assert_eq!(session.on_puback(1, now, &mut out), Err(SessionError::PacketIdNotFound(1)));
+/// # Ok::<(), SessionError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Session {
     client_id: ByteStr,
@@ -329,10 +368,14 @@ impl Session {
                 } else {
                     self.enqueue(item);
                 }
-            } else if opts.qos == QoS::AtMostOnce || !self.inflight.is_full() {
+            } else if opts.qos == QoS::AtMostOnce {
+                self.send(item, now, out);
+            } else if self.mqueue.len() == 0 && !self.inflight.is_full() {
                 self.send(item, now, out);
             } else {
+                // Behind what is already queued, never ahead of it.
                 self.enqueue(item);
+                self.drain(now, out);
             }
         }
     }

@@ -685,3 +685,31 @@ fn session_moves_between_threads() {
     let out = sent(|o| s.replay(t0, o));
     assert_eq!(out, vec![publish("a", Q1, Some(1), true)]);
 }
+
+#[test]
+fn a_new_delivery_never_overtakes_the_queue() {
+    let t0 = Instant::now();
+    let config = SessionConfig {
+        max_inflight: 4,
+        ..SessionConfig::default()
+    };
+    let mut s = session(config, t0);
+    s.set_receive_maximum(Some(1));
+    s.deliver(
+        [delivery("a", Q1, t0), delivery("b", Q1, t0)],
+        t0,
+        &mut Vec::new(),
+    );
+    assert_eq!(s.info().mqueue_len, 1);
+    // The window grows while connected (no replay): the next delivery must
+    // first let the queued one out.
+    s.set_receive_maximum(Some(4));
+    let out = sent(|o| s.deliver([delivery("c", Q1, t0)], t0, o));
+    assert_eq!(
+        out,
+        vec![
+            publish("b", Q1, Some(2), false),
+            publish("c", Q1, Some(3), false)
+        ]
+    );
+}
