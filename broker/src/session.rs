@@ -368,9 +368,9 @@ impl Session {
                 } else {
                     self.enqueue(item);
                 }
-            } else if opts.qos == QoS::AtMostOnce {
-                self.send(item, now, out);
-            } else if self.mqueue.len() == 0 && !self.inflight.is_full() {
+            } else if opts.qos == QoS::AtMostOnce
+                || (self.mqueue.len() == 0 && !self.inflight.is_full())
+            {
                 self.send(item, now, out);
             } else {
                 // Behind what is already queued, never ahead of it.
