@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use config::{Value, ValueKind};
+use config::{Source, Value, ValueKind};
 use serde::de::IgnoredAny;
 
 use crate::de;
@@ -88,7 +88,10 @@ impl Config {
                 .add_source(overrides.clone())
                 .build()
                 .map_err(layering_error)?;
-            let tree = merged_tree(&merged)?;
+            let mut layers = vec![defaults.collect(), emqx.collect(), girder.collect()];
+            layers.extend(file.as_ref().map(config::Source::collect));
+            layers.push(overrides.collect());
+            let tree = merged_tree(&merged, &layers)?;
             match de::from_value::<Config>(&tree) {
                 Ok(config) => {
                     config.validate().map_err(|e| {
@@ -113,6 +116,34 @@ impl Config {
                         path,
                     });
                 }
+                // An env variable that descends into a scalar or a list
+                // (`EMQX_AUTHENTICATION__ENABLED`) also names no key.
+                Err(ConfigError::Invalid {
+                    path,
+                    origin: Some(origin),
+                    value,
+                    reason,
+                }) if origin.starts_with("env ") => {
+                    let var = &origin["env ".len()..];
+                    let env_path = girder.path_of(var).or_else(|| emqx.path_of(var));
+                    match env_path {
+                        Some(env_path) if env_path.starts_with(&format!("{path}.")) => {
+                            girder.remove(var).or_else(|| emqx.remove(var));
+                            warnings.push(Warning::UnknownEnvVar {
+                                var: var.to_owned(),
+                                path: env_path,
+                            });
+                        }
+                        _ => {
+                            return Err(ConfigError::Invalid {
+                                path,
+                                value,
+                                reason,
+                                origin: Some(origin),
+                            })
+                        }
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -128,7 +159,7 @@ impl Config {
             .add_source(layer)
             .build()
             .map_err(layering_error)?;
-        let config: Config = de::from_value(&merged_tree(&merged)?)?;
+        let config: Config = de::from_value(&merged_tree(&merged, &[])?)?;
         config.validate()?;
         Ok(config)
     }
@@ -148,7 +179,13 @@ fn layering_error(e: config::ConfigError) -> ConfigError {
 /// The merged tree with the origins of its leaves. `config::Config` keeps its
 /// tree private and deserializing it drops origins, so the roots are listed
 /// first and each is fetched with `get_table`/`get_array`, which keep them.
-fn merged_tree(merged: &config::Config) -> Result<Value, ConfigError> {
+///
+/// A root holding a scalar comes back without its origin; it is taken from
+/// the highest `layers` entry (lowest precedence first) that sets the root.
+fn merged_tree(
+    merged: &config::Config,
+    layers: &[Result<config::Map<String, Value>, config::ConfigError>],
+) -> Result<Value, ConfigError> {
     let roots: BTreeMap<String, IgnoredAny> = merged
         .clone()
         .try_deserialize()
@@ -160,9 +197,16 @@ fn merged_tree(merged: &config::Config) -> Result<Value, ConfigError> {
         } else if let Ok(items) = merged.get_array(root) {
             Value::new(None, ValueKind::Array(items))
         } else {
-            merged
+            let kind = merged
                 .get::<Value>(root)
                 .map_err(|e| ConfigError::Layering(e.to_string()))?
+                .kind;
+            let origin = layers
+                .iter()
+                .rev()
+                .filter_map(|layer| layer.as_ref().ok()?.get(root))
+                .find_map(de::any_origin);
+            Value::new(origin.as_ref(), kind)
         };
         tree.insert(root.clone(), value);
     }

@@ -54,15 +54,18 @@ mod ops;
 mod security;
 
 pub use cluster::{
-    Cluster, DIST_BASE_PORT, DbBackend, DbRole, DiscoveryStrategy, Dist, DistTls, DnsDiscovery, DnsRecordType,
-    Node, StaticDiscovery,
+    Cluster, DbBackend, DbRole, DiscoveryStrategy, Dist, DistTls, DnsDiscovery, DnsRecordType,
+    Node, StaticDiscovery, DIST_BASE_PORT,
 };
 pub use listeners::{
     ListenerRef, Listeners, MqttPiggyback, QuicListener, SslListener, SslOptions, TcpListener,
     TcpOptions, TlsVersion, Verify, WebsocketOptions, WsListener, WssListener,
 };
-pub use mqtt::{Mqtt, MAX_PACKET_SIZE, PeerCertAs, Retainer, SharedSubscriptionStrategy};
-pub use ops::{Admin, ConsoleLog, FileLog, LogFormatter, LogLevel, Log, Prometheus, SysEventMessages, SysTopics};
+pub use mqtt::{Mqtt, PeerCertAs, Retainer, SharedSubscriptionStrategy, MAX_PACKET_SIZE};
+pub use ops::{
+    Admin, ConsoleLog, FileLog, Log, LogFormatter, LogLevel, Prometheus, SysEventMessages,
+    SysTopics,
+};
 pub use security::{
     Authenticator, Authorization, AuthzCache, AuthzSource, AuthzSourceType, Backend, DenyAction,
     HttpMethod, JwtAlgorithm, Mechanism, NoMatch, PasswordHash, UserIdType,
@@ -132,7 +135,10 @@ impl Config {
             return Err(ConfigError::invalid(
                 "admin.bind",
                 format!("\"{}\"", self.admin.bind),
-                format!("expected an address not used by listeners.{}.{}", l.kind, l.name),
+                format!(
+                    "expected an address not used by listeners.{}.{}",
+                    l.kind, l.name
+                ),
             ));
         }
         Ok(())
@@ -149,7 +155,11 @@ pub(crate) fn check(
     if ok {
         Ok(())
     } else {
-        Err(ConfigError::invalid(path, value, format!("expected {what}")))
+        Err(ConfigError::invalid(
+            path,
+            value,
+            format!("expected {what}"),
+        ))
     }
 }
 

@@ -96,7 +96,11 @@ impl config::Source for HoconSource {
 pub struct Hocon;
 
 impl config::Format for Hocon {
-    fn parse(&self, uri: Option<&String>, text: &str) -> Result<Tree, Box<dyn Error + Send + Sync>> {
+    fn parse(
+        &self,
+        uri: Option<&String>,
+        text: &str,
+    ) -> Result<Tree, Box<dyn Error + Send + Sync>> {
         let origin = uri.map_or("hocon", String::as_str);
         Ok(HoconSource::from_text(origin, text, &HashMap::new())?.tree)
     }
@@ -140,7 +144,9 @@ fn convert(value: &HoconValue, origin: &String, path: &str) -> Result<Value, Con
                 .collect::<Result<_, _>>()?,
         ),
         HoconValue::Scalar(s) => match s.value_type {
-            ScalarType::Number => number(&s.raw).unwrap_or_else(|| ValueKind::String(s.raw.clone())),
+            ScalarType::Number => {
+                number(&s.raw).unwrap_or_else(|| ValueKind::String(s.raw.clone()))
+            }
             ScalarType::Boolean => value
                 .as_bool()
                 .map_or_else(|| ValueKind::String(s.raw.clone()), ValueKind::Boolean),
@@ -279,29 +285,66 @@ pub(crate) fn normalize_aliases(tree: &mut Tree) -> Result<(), ConfigError> {
             continue;
         };
         let target: Vec<String> = to.iter().map(|s| (*s).to_owned()).collect();
-        match get_path(tree, to) {
+        match get_path_mut(tree, to) {
             None => {
                 let origin = value.origin().map(str::to_owned).unwrap_or_default();
                 insert_path(tree, &target, value, &origin);
             }
-            Some(existing) if existing.kind == value.kind => {}
-            Some(existing) => {
-                return Err(ConfigError::Invalid {
-                    path: from.join("."),
-                    value: display(&value),
-                    reason: format!(
-                        "expected the same value as {} = {} set beside it",
-                        to.join("."),
-                        display(existing)
-                    ),
-                    origin: value.origin().map(str::to_owned),
-                });
-            }
+            Some(existing) => merge_alias(existing, value, &from.join("."), &to.join("."))?,
         }
     }
     Ok(())
 }
 
+/// Merges an aliased value into the value already set under the current
+/// name: tables merge key by key (`log.console_handler.enable` beside
+/// `log.console.level`); a leaf set under both names must agree.
+fn merge_alias(
+    existing: &mut Value,
+    incoming: Value,
+    from: &str,
+    to: &str,
+) -> Result<(), ConfigError> {
+    if let (ValueKind::Table(current), ValueKind::Table(extra)) =
+        (&mut existing.kind, &incoming.kind)
+    {
+        for (key, value) in extra {
+            match current.get_mut(key) {
+                Some(slot) => merge_alias(slot, value.clone(), &join(from, key), &join(to, key))?,
+                None => {
+                    current.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        return Ok(());
+    }
+    if existing.kind == incoming.kind {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        path: from.to_owned(),
+        value: display(&incoming),
+        reason: format!(
+            "expected the same value as {to} = {} set beside it",
+            display(existing)
+        ),
+        origin: incoming.origin().map(str::to_owned),
+    })
+}
+
+fn get_path_mut<'t>(tree: &'t mut Tree, path: &[&str]) -> Option<&'t mut Value> {
+    let (first, rest) = path.split_first()?;
+    let mut value = tree.get_mut(*first)?;
+    for key in rest {
+        let ValueKind::Table(table) = &mut value.kind else {
+            return None;
+        };
+        value = table.get_mut(*key)?;
+    }
+    Some(value)
+}
+
+#[cfg(test)]
 fn get_path<'t>(tree: &'t Tree, path: &[&str]) -> Option<&'t Value> {
     let (first, rest) = path.split_first()?;
     let mut value = tree.get(*first)?;
@@ -383,6 +426,14 @@ impl EnvSource {
     pub(crate) fn remove(&mut self, var: &str) -> Option<String> {
         let pos = self.entries.iter().position(|e| e.var == var)?;
         Some(self.entries.remove(pos).path.join("."))
+    }
+
+    /// The key path variable `var` maps to, if this source has it.
+    pub(crate) fn path_of(&self, var: &str) -> Option<String> {
+        self.entries
+            .iter()
+            .find(|e| e.var == var)
+            .map(|e| e.path.join("."))
     }
 
     /// Drops variables with an empty path segment (`GIRDER_MQTT____X`),
@@ -492,7 +543,10 @@ mod tests {
         assert_eq!(parse("infinity"), ValueKind::String("infinity".into()));
         assert_eq!(parse("abc#def"), ValueKind::String("abc#def".into()));
         assert_eq!(parse("host:1883"), ValueKind::String("host:1883".into()));
-        assert_eq!(parse("\"0.0.0.0:1884\""), ValueKind::String("0.0.0.0:1884".into()));
+        assert_eq!(
+            parse("\"0.0.0.0:1884\""),
+            ValueKind::String("0.0.0.0:1884".into())
+        );
         assert_eq!(strings(&parse("[a@h1, b@h2]")), ["a@h1", "b@h2"]);
         assert_eq!(strings(&parse("[\"x\", \"y\"]")), ["x", "y"]);
         assert_eq!(strings(&parse("[a@h1, \"b,c\"]")), ["a@h1", "b,c"]);
@@ -514,8 +568,12 @@ mod tests {
             Some(&ValueKind::String("replicant".into()))
         );
         assert!(get_path(&src, &["node", "db_role"]).is_none());
-        let err = HoconSource::from_text("t", "node { role = core, db_role = replicant }", &HashMap::new())
-            .expect_err("conflict");
+        let err = HoconSource::from_text(
+            "t",
+            "node { role = core, db_role = replicant }",
+            &HashMap::new(),
+        )
+        .expect_err("conflict");
         assert_eq!(err.path(), Some("node.db_role"));
     }
 }

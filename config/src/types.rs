@@ -594,7 +594,10 @@ mod tests {
         let n: NodeName = "emqx12@node1.emqx.io".parse().expect("valid name");
         assert_eq!((n.name(), n.host()), ("emqx12", "node1.emqx.io"));
         assert_eq!(n.port_offset(), Some(12));
-        assert_eq!(NodeName::new("girder", "127.0.0.1").map(|n| n.port_offset()), Ok(None));
+        assert_eq!(
+            NodeName::new("girder", "127.0.0.1").map(|n| n.port_offset()),
+            Ok(None)
+        );
         for bad in ["girder", "@host", "name@", "a@b@c", "na me@h", "n@h/x"] {
             assert!(bad.parse::<NodeName>().is_err(), "{bad:?}");
         }

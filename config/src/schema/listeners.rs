@@ -366,7 +366,12 @@ impl Listeners {
         let mut seen: Vec<ListenerRef<'_>> = Vec::new();
         for l in self.iter() {
             let at = |key: &str| format!("listeners.{}.{}.{key}", l.kind, l.name);
-            check(l.acceptors >= 1, &at("acceptors"), l.acceptors, "at least 1")?;
+            check(
+                l.acceptors >= 1,
+                &at("acceptors"),
+                l.acceptors,
+                "at least 1",
+            )?;
             if let Some(ws) = l.websocket {
                 check(
                     ws.mqtt_path.starts_with('/'),
@@ -412,7 +417,7 @@ impl Listeners {
                     &at("bind"),
                     format!("\"{}\"", l.bind),
                     format!(
-                        "an address not used by listeners.{}.{}",
+                        "expected an address not used by listeners.{}.{}",
                         other.kind, other.name
                     ),
                 ));
