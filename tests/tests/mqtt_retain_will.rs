@@ -86,7 +86,7 @@ async fn v5_retain_handling() -> Result<()> {
         .await?;
     let mut s = RawClient::connected(b.addr, &Connect::v5(&unique("s"))).await?;
     for (i, (rh, first, again)) in [(0u8, 1, 1), (1, 1, 0), (2, 0, 0)].into_iter().enumerate() {
-        let filter = format!("{t}");
+        let filter = t.clone();
         let opts = 1 | (rh << 4);
         for (round, want) in [(0, first), (1, again)] {
             if round == 0 && i > 0 {
@@ -104,8 +104,7 @@ async fn v5_retain_handling() -> Result<()> {
             while let Some(f) = s.recv_within(QUIET).await? {
                 let m = f.publish(Version::V5)?;
                 assert!(m.retain);
-                girder_tests::mqtt::RawClient::send(&mut s, &girder_tests::mqtt::ack(0x40, m.pid))
-                    .await?;
+                s.send(&girder_tests::mqtt::ack(0x40, m.pid)).await?;
                 n += 1;
             }
             assert_eq!(n, want, "retain handling {rh}, subscribe #{round}");
