@@ -391,3 +391,29 @@ fn arrays_may_be_written_as_index_maps() {
     assert_eq!(c.authentication[0].secret, "abc");
     assert_eq!(c.authentication[1].backend, Some(Backend::Http));
 }
+
+#[test]
+fn map_keys_keep_their_case_through_the_config_crate() {
+    let c = load_text("listeners.tcp.External { bind = 1884 }\n").expect("loads");
+    assert!(
+        c.listeners.tcp.contains_key("External"),
+        "{:?}",
+        c.listeners.tcp.keys()
+    );
+}
+
+#[test]
+fn hocon_is_also_a_plain_config_crate_format() {
+    let merged = config::Config::builder()
+        .add_source(config::File::from_str(
+            "mqtt { max_inflight = 12, max_packet_size = 2MB }",
+            girder_config::Hocon,
+        ))
+        .build()
+        .expect("config crate reads HOCON");
+    assert_eq!(merged.get_int("mqtt.max_inflight").expect("int"), 12);
+    assert_eq!(
+        merged.get_string("mqtt.max_packet_size").expect("str"),
+        "2MB"
+    );
+}
