@@ -86,8 +86,12 @@ impl ConnAck {
             ConnAckProperties::default()
         };
         r.finish()?;
+        let session_present = flags & 1 != 0;
+        if session_present && reason_code != ReasonCode::Success {
+            return Err(DecodeError::SessionPresentOnRefusal);
+        }
         Ok(Self {
-            session_present: flags & 1 != 0,
+            session_present,
             reason_code,
             properties,
         })

@@ -84,7 +84,8 @@ pub fn encode(
 ///
 /// A QoS 0 frame is shared as is ([`EncodedPublish::frame`]). A QoS 1/2
 /// frame needs each subscriber's packet identifier:
-/// [`EncodedPublish::with_packet_id`] copies the frame and patches it.
+/// [`EncodedPublish::with_packet_id`] copies the frame and patches it, and
+/// [`EncodedPublish::parts_with_packet_id`] copies only the head.
 #[derive(Debug, Clone)]
 pub struct EncodedPublish {
     frame: Bytes,
@@ -137,14 +138,40 @@ impl EncodedPublish {
             return Err(EncodeError::InvalidPacketId);
         }
         let mut copy = BytesMut::from(&self.frame[..]);
-        copy[0] = if dup {
-            copy[0] | 0b1000
-        } else {
-            copy[0] & !0b1000
-        };
-        copy[offset..offset + 2].copy_from_slice(&packet_id.to_be_bytes());
+        patch(&mut copy, offset, packet_id, dup);
         Ok(copy.freeze())
     }
+
+    /// The frame for one subscriber as two parts to write in order (e.g.
+    /// with a vectored write): a small patched copy of the head up to and
+    /// including the packet identifier, and the shared rest (properties and
+    /// payload), so that a large QoS 1/2 payload is never copied. For QoS 0
+    /// the head is the whole shared frame and the rest is empty.
+    pub fn parts_with_packet_id(
+        &self,
+        packet_id: u16,
+        dup: bool,
+    ) -> Result<[Bytes; 2], EncodeError> {
+        let Some(offset) = self.packet_id_offset else {
+            return Ok([self.frame.clone(), Bytes::new()]);
+        };
+        if packet_id == 0 {
+            return Err(EncodeError::InvalidPacketId);
+        }
+        let mut head = BytesMut::from(&self.frame[..offset + 2]);
+        patch(&mut head, offset, packet_id, dup);
+        Ok([head.freeze(), self.frame.slice(offset + 2..)])
+    }
+}
+
+/// Sets the DUP flag and the packet identifier of an encoded PUBLISH.
+fn patch(frame: &mut [u8], offset: usize, packet_id: u16, dup: bool) {
+    frame[0] = if dup {
+        frame[0] | 0b1000
+    } else {
+        frame[0] & !0b1000
+    };
+    frame[offset..offset + 2].copy_from_slice(&packet_id.to_be_bytes());
 }
 
 /// Encoded size of `packet` after dropping, if it exceeds `max`, the

@@ -160,6 +160,10 @@ pub enum DecodeError {
     /// The CONNACK acknowledge flags have reserved bits set (MQTT-3.2.2-1).
     #[error("reserved CONNACK flags set")]
     ConnAckReservedFlags,
+    /// A refusing CONNACK with Session Present set (MQTT-3.2.2-6; v3.1.1
+    /// MQTT-3.2.2-4).
+    #[error("session present on a refused connection")]
+    SessionPresentOnRefusal,
 }
 
 impl DecodeError {
@@ -209,6 +213,7 @@ impl DecodeError {
             | E::PropertyNotAllowed(_)
             | E::InvalidReasonCode { .. }
             | E::ConnAckReservedFlags => ReasonCode::MalformedPacket,
+            E::SessionPresentOnRefusal => ReasonCode::ProtocolError,
         }
     }
 }

@@ -110,6 +110,7 @@ fn malformed_inputs_give_the_exact_error() {
         ("DISCONNECT reason 0x84", V5, vec![0xE0, 0x01, 0x84], E::InvalidReasonCode { packet: PacketType::Disconnect, code: 0x84 }),
         ("AUTH reason 0x80", V5, vec![0xF0, 0x01, 0x80], E::InvalidReasonCode { packet: PacketType::Auth, code: 0x80 }),
         ("CONNACK reserved flags", V3, vec![0x20, 0x02, 0x02, 0x00], E::ConnAckReservedFlags),
+        ("CONNACK refusal with session present", V5, vec![0x20, 0x03, 0x01, 0x87, 0x00], E::SessionPresentOnRefusal),
         ("CONNACK return code 6", V3, vec![0x20, 0x02, 0x00, 0x06], E::InvalidReasonCode { packet: PacketType::ConnAck, code: 6 }),
         ("CONNACK maximum QoS 2", V5, vec![0x20, 0x05, 0x00, 0x00, 0x02, 0x24, 0x02], E::InvalidPropertyValue(0x24)),
         ("SUBACK v3 code 0x87", V3, vec![0x90, 0x03, 0x00, 0x01, 0x87], E::InvalidReasonCode { packet: PacketType::SubAck, code: 0x87 }),

@@ -245,7 +245,7 @@ fn connack(version: ProtocolVersion) -> BoxedStrategy<ConnAck> {
         let codes: Vec<ReasonCode> = (0..=5).filter_map(ReasonCode::from_v3_connack).collect();
         return (any::<bool>(), select(codes))
             .prop_map(|(session_present, reason_code)| ConnAck {
-                session_present,
+                session_present: session_present && reason_code == ReasonCode::Success,
                 reason_code,
                 properties: ConnAckProperties::default(),
             })
@@ -298,7 +298,7 @@ fn connack(version: ProtocolVersion) -> BoxedStrategy<ConnAck> {
         );
     (any::<bool>(), reason(PacketType::ConnAck), props)
         .prop_map(|(session_present, reason_code, properties)| ConnAck {
-            session_present,
+            session_present: session_present && !reason_code.is_error(),
             reason_code,
             properties,
         })
@@ -591,7 +591,14 @@ proptest! {
             QoS::AtMostOnce => p,
             _ => Publish { packet_id: Some(id), dup, ..p },
         };
-        prop_assert_eq!(&frame[..], &encode_all(version, &[Packet::Publish(expected)])[..]);
+        let encoded = encode_all(version, &[Packet::Publish(expected)]);
+        prop_assert_eq!(&frame[..], &encoded[..]);
+        let [head, rest] = shared.parts_with_packet_id(id, dup).expect("parts");
+        prop_assert_eq!([&head[..], &rest[..]].concat(), encoded.to_vec());
+        if !rest.is_empty() {
+            // The tail is shared with the frame, not copied.
+            prop_assert_eq!(rest.as_ptr(), shared.frame()[head.len()..].as_ptr());
+        }
     }
 
     #[test]

@@ -87,7 +87,10 @@ impl QoS {
 /// A UTF-8 string backed by [`Bytes`]: cloning it is a reference count
 /// increment, and a decoded one is a slice of the packet it came from.
 ///
-/// The contents are always valid UTF-8 (checked on construction).
+/// The contents are always valid UTF-8 (checked on construction). Without
+/// `unsafe` (denied in this workspace), [`ByteStr::as_str`] re-runs the
+/// standard library's UTF-8 check, which is fast for the short ASCII
+/// strings that topics usually are; the zero-copy decode is worth it.
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ByteStr(Bytes);
 
@@ -100,6 +103,11 @@ impl ByteStr {
     /// A string from a `'static` literal, without copying.
     pub const fn from_static(s: &'static str) -> Self {
         Self(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// A string copied from `s` (one allocation).
+    pub fn copy_from_str(s: &str) -> Self {
+        Self(Bytes::copy_from_slice(s.as_bytes()))
     }
 
     /// Wraps `bytes` after checking that they are UTF-8.
