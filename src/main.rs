@@ -1,2 +1,133 @@
-//! The `girder` binary.
-fn main() {}
+//! The `girder` binary: runs a node, checks configuration, and (later)
+//! inspects nodes and loads them with benchmark traffic.
+//!
+//! It only parses the command line, loads the configuration, installs the
+//! log subscriber and starts a node; everything else lives in the crates.
+
+mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use girder_config::{Config, LoadOptions};
+use tracing::{error, info, warn};
+
+/// Girder: a clustered MQTT broker.
+#[derive(Debug, Parser)]
+#[command(name = "girder", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node until SIGINT or SIGTERM.
+    Start {
+        /// Configuration file (HOCON). Without one the embedded defaults run
+        /// a single node.
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+        /// Override one key, e.g. `--set mqtt.max_inflight=64` (repeatable;
+        /// wins over the file and the environment).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Validate a configuration file without starting a node.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print the default configuration file, with comments.
+    GenerateConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Start { config, overrides } => start(config, overrides),
+        Command::CheckConfig { file } => match girder_config::check_file(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::GenerateConfig => {
+            print!("{}", girder_config::default_file());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn start(file: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
+    let options = LoadOptions {
+        file,
+        env: std::env::vars().collect(),
+        overrides,
+    };
+    let loaded = match Config::load(&options) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(err) = logging::init(&loaded.config.log) {
+        eprintln!("girder: cannot set up logging: {err:#}");
+        return ExitCode::FAILURE;
+    }
+    for warning in &loaded.warnings {
+        warn!(%warning, "config_warning");
+    }
+    let system = actix::System::new();
+    let result = system.block_on(run(loaded.config));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            error!("{err:#}");
+            eprintln!("girder: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a node until a signal, then stops it within a timeout.
+async fn run(config: Config) -> anyhow::Result<()> {
+    let node = girder_actors::Node::start(&config)
+        .await
+        .context("node failed to start")?;
+    info!(node = %config.node.name, "node_started");
+    let listeners: Vec<String> = node
+        .listeners()
+        .iter()
+        .map(|(name, addr)| format!("{name} {addr}"))
+        .collect();
+    println!(
+        "girder {} is running: node {}, listeners: {}",
+        env!("CARGO_PKG_VERSION"),
+        config.node.name,
+        listeners.join(", ")
+    );
+    tokio::select! {
+        signal = girder_supervision::shutdown_signal() => {
+            signal.context("cannot wait for signals")?;
+            info!("node_stopping");
+            let stop = node.shutdown();
+            if tokio::time::timeout(Duration::from_secs(15), stop).await.is_err() {
+                warn!("shutdown timed out; exiting anyway");
+            }
+            info!("node_stopped");
+            Ok(())
+        }
+        reason = node.wait() => {
+            anyhow::bail!("supervision tree ended: {reason:?}")
+        }
+    }
+}

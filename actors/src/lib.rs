@@ -1,1 +1,29 @@
-//! girder-actors.
+//! girder-actors: the actix actors of a Girder node and its supervision
+//! tree.
+//!
+//! # Layout
+//!
+//! - [`node`]: [`Node::start`] binds the listeners and starts the tree;
+//!   [`NodeShared`] is what every channel actor shares.
+//! - [`listener`]: the acceptor of each listener and the dynamic supervisor
+//!   of its connections.
+//! - [`channel`]: the channel actor, one per client: socket I/O around the
+//!   pure `girder_broker::channel::Channel`.
+//! - [`router`]: the subscriber index, shared groups and retained messages,
+//!   read directly by publishers (no router actor on the publish path).
+//! - [`cm`]: client id → channel actor (EMQX's `emqx_cm`).
+//! - [`metrics`]: counters with EMQX's names.
+//! - [`settings`]: configuration → settings of the parts.
+//!
+//! [`Node::start`]: node::Node::start
+//! [`NodeShared`]: node::NodeShared
+
+pub mod channel;
+pub mod cm;
+pub mod listener;
+pub mod metrics;
+pub mod node;
+pub mod router;
+pub mod settings;
+
+pub use node::{Node, NodeError, NodeShared};

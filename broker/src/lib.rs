@@ -17,3 +17,6 @@ pub mod message;
 
 /// The per-client-id session state machine: subscriptions, inflight window, queue, QoS 2, expiry.
 pub mod session;
+
+/// The channel: one connection's MQTT protocol state machine (CONNECT, keep alive, topic aliases, will, acks), wrapping the session.
+pub mod channel;

@@ -69,6 +69,12 @@ pub struct MessageProperties {
     pub user_properties: Vec<UserProperty>,
 }
 
+impl crate::retained::PayloadSize for Message {
+    fn payload_size(&self) -> usize {
+        self.payload.len()
+    }
+}
+
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Message")

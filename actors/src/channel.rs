@@ -1,0 +1,591 @@
+//! The channel actor: one per client, as EMQX's `emqx_connection` process.
+//!
+//! It owns the socket and a pure [`Channel`] (which owns the session), feeds
+//! the channel what it reads, and carries out the channel's [`Action`]s:
+//! writing packets, routing messages through the [`Router`], registering the
+//! client id, taking a session over from another channel actor.
+//!
+//! Memory is spent only while there is something to do: the read buffer is
+//! allocated when the socket is readable and released once every complete
+//! packet was decoded from it; the write buffer is released once flushed.
+//! An idle connection holds its socket, its channel and the actor itself.
+//!
+//! When the socket closes and the session lives on (a non-zero session
+//! expiry), the actor stays, without a socket, holding the session: messages
+//! routed to it are queued by the session, and a new connection with the
+//! same client id takes the session over.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use girder_broker::channel::{refusal_packet, Action, Channel, CloseCause};
+use girder_broker::codec::{self, ByteStr, ErrorReply, Packet, ProtocolVersion, ReasonCode};
+use girder_broker::message::Delivery;
+use girder_broker::session::Session;
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use crate::cm::Registered;
+use crate::metrics::Metrics;
+use crate::node::NodeShared;
+use crate::router::{DeliveryBatch, Subscriber};
+
+/// Most bytes read from one socket before yielding to other actors.
+const READ_BUDGET: usize = 64 * 1024;
+/// Size of each read.
+const READ_CHUNK: usize = 8 * 1024;
+/// Output held for a slow client before QoS 0 deliveries are dropped.
+const MAX_WRITE_BACKLOG: usize = 4 * 1024 * 1024;
+/// How long a new connection waits for the previous holder of its client
+/// id to hand the session over.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a taken-over actor forwards late deliveries to its successor.
+const TAKEOVER_GRACE: Duration = Duration::from_secs(2);
+
+/// Messages routed to this channel's session.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Deliver(pub Vec<Delivery>);
+
+/// Another channel actor takes this client id over. The reply is the
+/// session when the new connection continues it.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<Session>")]
+pub struct Takeover {
+    /// Whether the new connection starts a new session.
+    pub clean_start: bool,
+    /// The new holder, which gets deliveries that arrive late.
+    pub successor: Addr<ChannelActor>,
+}
+
+/// Ends the connection (admin kick, node shutdown).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Kick {
+    /// Reason sent to a v5 client.
+    pub reason: ReasonCode,
+}
+
+/// The socket became readable.
+#[derive(Debug)]
+struct Readable;
+
+/// One client's actor. See the module documentation.
+#[derive(Debug)]
+pub struct ChannelActor {
+    id: u64,
+    shared: Arc<NodeShared>,
+    stream: Option<Rc<TcpStream>>,
+    peer: SocketAddr,
+    reader: Option<SpawnHandle>,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    write_waiting: bool,
+    decoder: codec::Decoder,
+    channel: Channel,
+    actions: Vec<Action>,
+    batch: DeliveryBatch,
+    last_recv: Instant,
+    /// Filters this actor put in the subscriber index (removed at the end).
+    indexed: HashSet<ByteStr>,
+    subscriber: Option<Subscriber>,
+    successor: Option<Addr<ChannelActor>>,
+    registered: Option<ByteStr>,
+    expiry: Option<SpawnHandle>,
+    counted_connection: bool,
+}
+
+impl ChannelActor {
+    /// A channel actor for a freshly accepted socket (`None` when the
+    /// socket could not be registered with this arbiter: the actor ends at
+    /// once).
+    pub fn start_with(
+        stream: Option<TcpStream>,
+        peer: SocketAddr,
+        shared: Arc<NodeShared>,
+    ) -> Self {
+        let config = Arc::clone(&shared.channel_config);
+        Self {
+            id: shared.router.next_subscriber_id(),
+            decoder: codec::Decoder::new(config.max_packet_size),
+            channel: Channel::new(config),
+            shared,
+            stream: stream.map(Rc::new),
+            peer,
+            reader: None,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            write_waiting: false,
+            actions: Vec::new(),
+            batch: DeliveryBatch::default(),
+            last_recv: Instant::now(),
+            indexed: HashSet::new(),
+            subscriber: None,
+            successor: None,
+            registered: None,
+            expiry: None,
+            counted_connection: true,
+        }
+    }
+
+    fn version(&self) -> ProtocolVersion {
+        self.channel
+            .protocol()
+            .or_else(|| self.decoder.version())
+            .unwrap_or(ProtocolVersion::V3_1_1)
+    }
+
+    /// Reads what the socket has (up to a budget), decodes and handles every
+    /// complete packet.
+    fn read_ready(&mut self, ctx: &mut Context<Self>) {
+        let Some(stream) = self.stream.clone() else {
+            return;
+        };
+        let mut total = 0;
+        let mut eof = false;
+        while total < READ_BUDGET {
+            self.rbuf.reserve(READ_CHUNK);
+            match stream.try_read_buf(&mut self.rbuf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => total += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    debug!(peer = %self.peer, cause = %e, "read error");
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        Metrics::add(&self.shared.metrics.bytes_received, total as u64);
+        if total > 0 {
+            self.last_recv = Instant::now();
+        }
+        let now = Instant::now();
+        loop {
+            match self.decoder.decode(&mut self.rbuf) {
+                Ok(Some(packet)) => {
+                    if matches!(packet, Packet::Publish(_)) {
+                        Metrics::add(&self.shared.metrics.messages_received, 1);
+                    }
+                    self.channel.handle_in(packet, now, &mut self.actions);
+                    self.run_actions(ctx);
+                    if self.stream.is_none() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    debug!(peer = %self.peer, error = %err, "malformed input");
+                    match self.decoder.error_reply(&err) {
+                        ErrorReply::ConnAck(version, reason) => {
+                            let refusal = refusal_packet(reason);
+                            let _ = codec::encode(&refusal, version, &mut self.wbuf);
+                            self.close_socket(ctx, CloseCause::SocketClosed, None);
+                        }
+                        ErrorReply::Disconnect(reason) => {
+                            self.close_socket(ctx, CloseCause::SocketClosed, Some(reason));
+                        }
+                        ErrorReply::Close => {
+                            self.close_socket(ctx, CloseCause::SocketClosed, None);
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        if self.rbuf.is_empty() {
+            // Release the read buffer of an idle connection.
+            self.rbuf = BytesMut::new();
+        }
+        if eof && self.stream.is_some() {
+            self.close_socket(ctx, CloseCause::SocketClosed, None);
+        }
+        self.finish(ctx);
+    }
+
+    /// Ends the socket side: a server DISCONNECT (v5) when `reason` is
+    /// given, then the channel decides on will and session.
+    fn close_socket(
+        &mut self,
+        ctx: &mut Context<Self>,
+        cause: CloseCause,
+        reason: Option<ReasonCode>,
+    ) {
+        let now = Instant::now();
+        match reason {
+            Some(reason) => self
+                .channel
+                .server_disconnect(reason, cause, now, &mut self.actions),
+            None => self.channel.closed(cause, now, &mut self.actions),
+        }
+        self.run_actions(ctx);
+        // The channel may have had nothing to say (before CONNECT).
+        self.drop_socket(ctx);
+    }
+
+    /// Carries out the channel's actions, in order.
+    fn run_actions(&mut self, ctx: &mut Context<Self>) {
+        let mut actions = std::mem::take(&mut self.actions);
+        let mut i = 0;
+        while i < actions.len() {
+            let action = std::mem::replace(&mut actions[i], Action::Close);
+            i += 1;
+            match action {
+                Action::Send(packet) => self.send(&packet),
+                Action::Open {
+                    client_id,
+                    clean_start,
+                } => self.open(ctx, client_id, clean_start),
+                Action::Publish { message, ack } => {
+                    if message.retain {
+                        self.shared.router.retain(&message, Instant::now());
+                    }
+                    let matched = self.shared.router.route(&message, &mut self.batch);
+                    if let Some(ack) = ack {
+                        self.send(&ack.packet(matched));
+                    }
+                }
+                Action::Subscribe {
+                    filter,
+                    opts,
+                    send_retained,
+                } => {
+                    if let Some(sub) = &self.subscriber {
+                        self.shared.router.subscribe(&filter, sub, opts);
+                        self.indexed.insert(filter.clone());
+                    }
+                    if send_retained {
+                        let now = Instant::now();
+                        let retained = self.shared.router.retained_matching(&filter, now);
+                        if !retained.is_empty() {
+                            let mut more = Vec::new();
+                            self.channel
+                                .deliver_retained(&filter, retained, now, &mut more);
+                            actions.splice(i..i, more);
+                        }
+                    }
+                }
+                Action::Unsubscribe { filter } => {
+                    if let Some(sub) = &self.subscriber {
+                        self.shared.router.unsubscribe(&filter, sub);
+                    }
+                    self.indexed.remove(&filter);
+                }
+                Action::PublishWill(message) => {
+                    if message.retain {
+                        self.shared.router.retain(&message, Instant::now());
+                    }
+                    self.shared.router.route(&message, &mut self.batch);
+                }
+                Action::ScheduleWill(delay) => {
+                    ctx.run_later(delay, |act, ctx| {
+                        act.channel.will_timer(&mut act.actions);
+                        act.run_actions(ctx);
+                        act.finish(ctx);
+                    });
+                }
+                Action::Close => self.drop_socket(ctx),
+                Action::DroppedTooLarge => {
+                    Metrics::add(&self.shared.metrics.delivery_dropped_too_large, 1);
+                }
+                Action::Park(expiry) => {
+                    self.drop_socket(ctx);
+                    if let Some(expiry) = expiry {
+                        self.expiry = Some(ctx.run_later(expiry, |act, ctx| {
+                            act.channel.expire(&mut act.actions);
+                            act.run_actions(ctx);
+                            act.finish(ctx);
+                        }));
+                    }
+                }
+                Action::Terminate => self.terminate(ctx),
+            }
+        }
+        actions.clear();
+        if self.actions.is_empty() {
+            // Keep the allocation for the next round.
+            self.actions = actions;
+        }
+    }
+
+    fn send(&mut self, packet: &Packet) {
+        if self.stream.is_none() {
+            return;
+        }
+        let version = self.version();
+        if let Err(err) = codec::encode(packet, version, &mut self.wbuf) {
+            debug!(peer = %self.peer, error = %err, "packet not encodable");
+        }
+    }
+
+    /// CONNECT was accepted: register the client id, take over a previous
+    /// holder, then open the channel.
+    fn open(&mut self, ctx: &mut Context<Self>, client_id: ByteStr, clean_start: bool) {
+        let me = ctx.address();
+        self.subscriber = Some(Subscriber {
+            id: self.id,
+            addr: me.clone(),
+            client_id: client_id.clone(),
+            pending: Arc::default(),
+        });
+        let previous = self.shared.cm.register(
+            &client_id,
+            Registered {
+                id: self.id,
+                addr: me.clone(),
+            },
+        );
+        self.registered = Some(client_id);
+        Metrics::add(&self.shared.metrics.client_connected, 1);
+        match previous {
+            Some(previous) if previous.id != self.id => {
+                let request = previous
+                    .addr
+                    .send(Takeover {
+                        clean_start,
+                        successor: me,
+                    })
+                    .timeout(TAKEOVER_TIMEOUT);
+                ctx.wait(request.into_actor(self).map(|result, act, ctx| {
+                    let session = result.ok().flatten();
+                    act.opened(ctx, session);
+                }));
+            }
+            _ => self.opened(ctx, None),
+        }
+    }
+
+    fn opened(&mut self, ctx: &mut Context<Self>, session: Option<Session>) {
+        self.channel
+            .opened(session, Instant::now(), &mut self.actions);
+        self.run_actions(ctx);
+        if let Some(timeout) = self.channel.keepalive_timeout() {
+            let every = (timeout / 4).max(Duration::from_millis(250));
+            ctx.run_interval(every, move |act, ctx| {
+                if act.stream.is_some() && act.last_recv.elapsed() > timeout {
+                    debug!(peer = %act.peer, "keep alive timeout");
+                    act.close_socket(
+                        ctx,
+                        CloseCause::KeepAliveTimeout,
+                        Some(ReasonCode::KeepAliveTimeout),
+                    );
+                    act.finish(ctx);
+                }
+            });
+        }
+        self.finish(ctx);
+    }
+
+    /// Removes everything this actor put in shared tables, and stops.
+    fn terminate(&mut self, ctx: &mut Context<Self>) {
+        self.unindex();
+        if let Some(client_id) = self.registered.take() {
+            self.shared.cm.unregister(&client_id, self.id);
+        }
+        self.drop_socket(ctx);
+        ctx.stop();
+    }
+
+    fn unindex(&mut self) {
+        if let Some(sub) = &self.subscriber {
+            for filter in self.indexed.drain() {
+                self.shared.router.unsubscribe(&filter, sub);
+            }
+        }
+    }
+
+    /// Writes what can be written now, then closes the socket.
+    fn drop_socket(&mut self, ctx: &mut Context<Self>) {
+        if self.stream.is_none() {
+            return;
+        }
+        self.flush(ctx);
+        if let Some(reader) = self.reader.take() {
+            ctx.cancel_future(reader);
+        }
+        self.stream = None;
+        self.wbuf = BytesMut::new();
+        self.rbuf = BytesMut::new();
+        if self.counted_connection {
+            self.counted_connection = false;
+            Metrics::dec(&self.shared.metrics.connections);
+            Metrics::add(&self.shared.metrics.client_disconnected, 1);
+        }
+    }
+
+    /// End of a handler: send the batched deliveries, write the output.
+    fn finish(&mut self, ctx: &mut Context<Self>) {
+        if !self.batch.is_empty() {
+            let max = self.shared.router.max_pending();
+            self.batch.flush(max, &self.shared.metrics);
+        }
+        self.flush(ctx);
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.write_waiting || self.wbuf.is_empty() {
+            return;
+        }
+        let Some(stream) = self.stream.clone() else {
+            return;
+        };
+        while !self.wbuf.is_empty() {
+            match stream.try_write(&self.wbuf) {
+                Ok(n) => {
+                    Metrics::add(&self.shared.metrics.bytes_sent, n as u64);
+                    let _ = self.wbuf.split_to(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.write_waiting = true;
+                    let waiter = async move { stream.writable().await };
+                    ctx.spawn(waiter.into_actor(self).map(|result, act, ctx| {
+                        act.write_waiting = false;
+                        if result.is_err() {
+                            act.close_socket(ctx, CloseCause::SocketClosed, None);
+                        }
+                        act.flush(ctx);
+                    }));
+                    return;
+                }
+                Err(e) => {
+                    debug!(peer = %self.peer, cause = %e, "write error");
+                    self.wbuf.clear();
+                    self.write_waiting = true;
+                    ctx.run_later(Duration::ZERO, |act, ctx| {
+                        act.write_waiting = false;
+                        act.close_socket(ctx, CloseCause::SocketClosed, None);
+                        act.finish(ctx);
+                    });
+                    return;
+                }
+            }
+        }
+        self.wbuf = BytesMut::new();
+    }
+}
+
+impl Actor for ChannelActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        Metrics::add(&self.shared.metrics.connections, 1);
+        if let Some(stream) = self.stream.clone() {
+            let readable = futures::stream::unfold(stream, |stream| async move {
+                match stream.readable().await {
+                    Ok(()) => Some((Readable, stream)),
+                    Err(_) => None,
+                }
+            });
+            self.reader = Some(ctx.add_stream(readable));
+        }
+        let idle_timeout = self.shared.idle_timeout;
+        ctx.run_later(idle_timeout, |act, ctx| {
+            if act.channel.info().is_none() && act.stream.is_some() {
+                debug!(peer = %act.peer, "no CONNECT in time");
+                act.close_socket(ctx, CloseCause::SocketClosed, None);
+                act.terminate(ctx);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        // A stop that did not go through terminate (e.g. shutdown) still
+        // cleans up the shared tables.
+        if let Some(sub) = &self.subscriber {
+            for filter in self.indexed.drain() {
+                self.shared.router.unsubscribe(&filter, sub);
+            }
+        }
+        if let Some(client_id) = self.registered.take() {
+            self.shared.cm.unregister(&client_id, self.id);
+        }
+        if self.counted_connection {
+            self.counted_connection = false;
+            Metrics::dec(&self.shared.metrics.connections);
+        }
+    }
+}
+
+impl StreamHandler<Readable> for ChannelActor {
+    fn handle(&mut self, _: Readable, ctx: &mut Context<Self>) {
+        self.read_ready(ctx);
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        // The readiness stream ends only with the socket; the read path has
+        // already seen the close.
+    }
+}
+
+impl Handler<Deliver> for ChannelActor {
+    type Result = ();
+
+    fn handle(&mut self, Deliver(mut deliveries): Deliver, ctx: &mut Context<Self>) {
+        if let Some(sub) = &self.subscriber {
+            sub.pending.fetch_sub(deliveries.len(), Ordering::Relaxed);
+        }
+        if let Some(successor) = &self.successor {
+            successor.do_send(Deliver(deliveries));
+            return;
+        }
+        if self.wbuf.len() > MAX_WRITE_BACKLOG {
+            let before = deliveries.len();
+            deliveries.retain(|d| d.opts.options.qos != codec::QoS::AtMostOnce);
+            self.shared
+                .metrics
+                .dropped_overload(before - deliveries.len());
+        }
+        Metrics::add(
+            &self.shared.metrics.messages_delivered,
+            deliveries.len() as u64,
+        );
+        self.channel
+            .deliver(deliveries, Instant::now(), &mut self.actions);
+        self.run_actions(ctx);
+        self.finish(ctx);
+    }
+}
+
+impl Handler<Takeover> for ChannelActor {
+    type Result = MessageResult<Takeover>;
+
+    fn handle(&mut self, msg: Takeover, ctx: &mut Context<Self>) -> Self::Result {
+        let session = self
+            .channel
+            .takeover(msg.clean_start, Instant::now(), &mut self.actions);
+        // Terminate is the successor's business now: keep the registry entry
+        // (it already names the successor) and the session counter.
+        self.registered = None;
+        self.run_actions(ctx);
+        self.unindex();
+        self.drop_socket(ctx);
+        if let Some(expiry) = self.expiry.take() {
+            ctx.cancel_future(expiry);
+        }
+        if session.is_some() {
+            self.successor = Some(msg.successor);
+        }
+        self.finish(ctx);
+        ctx.run_later(TAKEOVER_GRACE, |_, ctx| ctx.stop());
+        MessageResult(session)
+    }
+}
+
+impl Handler<Kick> for ChannelActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Kick, ctx: &mut Context<Self>) {
+        self.close_socket(ctx, CloseCause::Kicked, Some(msg.reason));
+        self.finish(ctx);
+    }
+}

@@ -1,0 +1,158 @@
+//! A running node: its shared state and its supervision tree.
+//!
+//! ```text
+//! root (one_for_one)
+//! └─ listeners (one_for_one)
+//!    └─ listener:tcp:<name> (rest_for_one)
+//!       ├─ connections (dynamic)   one temporary channel actor per client
+//!       └─ acceptor                permanent
+//! ```
+//!
+//! Listening sockets are bound before the tree starts, so a start-up error
+//! (a port in use, a bad address) is reported before anything runs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use girder_broker::channel::ChannelConfig;
+use girder_config::Config;
+use girder_supervision::{
+    ArbiterPool, ExitReason, Strategy, SupFlags, SupervisionError, SupervisorRef, SupervisorSpec,
+};
+use tracing::info;
+
+use crate::cm::ClientRegistry;
+use crate::listener::BoundListener;
+use crate::metrics::Metrics;
+use crate::router::Router;
+use crate::settings;
+
+/// What every channel actor of the node shares.
+#[derive(Debug)]
+pub struct NodeShared {
+    /// Subscriber index, shared groups, retained messages.
+    pub router: Arc<Router>,
+    /// Client id → channel actor.
+    pub cm: ClientRegistry,
+    /// What channels enforce.
+    pub channel_config: Arc<ChannelConfig>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// A socket that sends no CONNECT in this time is closed
+    /// (`mqtt.idle_timeout`).
+    pub idle_timeout: Duration,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A listener could not bind its address.
+    #[error("listener {name} cannot bind {addr}: {source}")]
+    Bind {
+        /// Listener name, e.g. `tcp:default`.
+        name: String,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The supervision tree failed to start.
+    #[error("supervision tree failed to start: {0}")]
+    Supervision(#[from] SupervisionError),
+}
+
+/// A running node. Dropping it does not stop it; call [`Node::shutdown`].
+#[derive(Debug)]
+pub struct Node {
+    root: SupervisorRef,
+    shared: Arc<NodeShared>,
+    listeners: Vec<(String, SocketAddr)>,
+}
+
+impl Node {
+    /// Starts a node from its configuration on the current actix system.
+    pub async fn start(config: &Config) -> Result<Node, NodeError> {
+        let metrics = Arc::new(Metrics::default());
+        let channel_config = Arc::new(settings::channel_config(config));
+        let router = Arc::new(Router::new(
+            settings::router_config(config),
+            Arc::clone(&metrics),
+        ));
+        let shared = Arc::new(NodeShared {
+            router,
+            cm: ClientRegistry::new(),
+            channel_config,
+            metrics,
+            idle_timeout: config.mqtt.idle_timeout.0,
+        });
+
+        let mut bound = Vec::new();
+        for (name, listener) in &config.listeners.tcp {
+            if !listener.enable {
+                continue;
+            }
+            let name = format!("tcp:{name}");
+            let addr = listener.bind.0;
+            let max = listener.max_connections.finite().map(|n| n as usize);
+            let b =
+                BoundListener::bind(name.clone(), addr, max).map_err(|source| NodeError::Bind {
+                    name: name.clone(),
+                    addr,
+                    source,
+                })?;
+            bound.push(b);
+        }
+        let mut listeners = Vec::new();
+        let mut listeners_sup = SupervisorSpec::new(SupFlags::new(Strategy::OneForOne));
+        for b in bound {
+            let addr = b.local_addr().map_err(|source| NodeError::Bind {
+                name: b.name.clone(),
+                addr: "0.0.0.0:0".parse().unwrap_or_else(|_| unreachable_addr()),
+                source,
+            })?;
+            listeners.push((b.name.clone(), addr));
+            listeners_sup = listeners_sup.child(b.child_spec(Arc::clone(&shared)));
+        }
+
+        let pool = ArbiterPool::per_core()?;
+        let root = SupervisorSpec::new(SupFlags::new(Strategy::OneForOne))
+            .pool(pool)
+            .child(listeners_sup.into_child_spec("listeners"))
+            .start_root()
+            .await?;
+        for (name, addr) in &listeners {
+            info!(listener = %name, %addr, "listening");
+        }
+        Ok(Node {
+            root,
+            shared,
+            listeners,
+        })
+    }
+
+    /// The listeners and the addresses they are bound to.
+    pub fn listeners(&self) -> &[(String, SocketAddr)] {
+        &self.listeners
+    }
+
+    /// The node's shared state (for the admin API and tests).
+    pub fn shared(&self) -> &Arc<NodeShared> {
+        &self.shared
+    }
+
+    /// Stops the tree: children in reverse start order, each within its
+    /// shutdown timeout.
+    pub async fn shutdown(self) -> ExitReason {
+        self.root.shutdown().await
+    }
+
+    /// Waits until the tree ends by itself (it gave up restarting).
+    pub async fn wait(&self) -> ExitReason {
+        self.root.wait().await
+    }
+}
+
+fn unreachable_addr() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 0))
+}

@@ -1,0 +1,372 @@
+//! The node's routing state: who is subscribed to what, shared groups, and
+//! retained messages, read directly by every publisher's channel actor.
+//!
+//! There is no router actor on the publish path (DESIGN §3: no round trip
+//! through one actor per message). The subscriber index is sharded by first
+//! topic level behind read-write locks, so publishers on every arbiter match
+//! topics in parallel and subscribers update it without stopping them. A
+//! publisher collects the deliveries of everything it decoded from one read
+//! into a [`DeliveryBatch`], then sends each subscriber one mailbox message.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::Addr;
+use girder_broker::codec::ByteStr;
+use girder_broker::message::{Delivery, Message, SubOpts};
+use girder_broker::retained::{RetainedLimits, RetainedStore};
+use girder_broker::shared::{PickInput, SharedSubscriptions, Strategy};
+use girder_broker::topic::{parse_filter, ShardedIndex, TopicLimits};
+use parking_lot::RwLock;
+
+use crate::channel::{ChannelActor, Deliver};
+use crate::metrics::Metrics;
+
+/// One live subscriber: a channel actor incarnation. Equal by `id` only.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    /// Unique for the life of the node.
+    pub id: u64,
+    /// Where deliveries go.
+    pub addr: Addr<ChannelActor>,
+    /// The subscriber's client id (for hash_clientid and logs).
+    pub client_id: ByteStr,
+    /// Deliveries sent and not yet handled: the bound that protects a slow
+    /// subscriber's mailbox.
+    pub pending: Arc<AtomicUsize>,
+}
+
+impl PartialEq for Subscriber {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Subscriber {}
+
+impl Hash for Subscriber {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+/// A key of the subscriber index: a local subscriber, or the one entry of a
+/// shared group (the group picks the member when a message matches).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SubKey {
+    /// An ordinary subscription.
+    Local(Subscriber),
+    /// A shared group `$share/{group}/{filter}`.
+    Shared {
+        /// The share name.
+        group: Arc<str>,
+        /// The filter the group subscribes to.
+        filter: Arc<str>,
+    },
+}
+
+/// A member of a shared group, with its subscription options.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// The subscriber.
+    pub sub: Subscriber,
+    /// Its options for this group.
+    pub opts: SubOpts,
+}
+
+impl PartialEq for Member {
+    fn eq(&self, other: &Self) -> bool {
+        self.sub == other.sub
+    }
+}
+
+impl Eq for Member {}
+
+impl Hash for Member {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.sub.hash(state);
+    }
+}
+
+/// Settings of the router.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Index shards (by first topic level).
+    pub shards: usize,
+    /// Strategy of shared groups (`mqtt.shared_subscription_strategy`).
+    pub shared_strategy: Strategy,
+    /// Topic limits, for parsing filters.
+    pub topic_limits: TopicLimits,
+    /// Most deliveries waiting in one subscriber's mailbox; more are dropped
+    /// and counted.
+    pub max_pending: usize,
+    /// Most retained messages (`retainer.max_retained_messages`, 0 = no limit).
+    pub max_retained_messages: usize,
+    /// Largest retained payload (`retainer.max_payload_size`).
+    pub max_retained_payload: usize,
+}
+
+/// The node's routing state. Shared by every channel actor (`Arc<Router>`).
+#[derive(Debug)]
+pub struct Router {
+    index: ShardedIndex<SubKey, SubOpts>,
+    shared: RwLock<SharedSubscriptions<Member>>,
+    retained: RwLock<RetainedStore<Arc<Message>>>,
+    next_id: AtomicU64,
+    config: RouterConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new(config: RouterConfig, metrics: Arc<Metrics>) -> Self {
+        let retained = RetainedStore::new(RetainedLimits {
+            max_messages: (config.max_retained_messages > 0)
+                .then_some(config.max_retained_messages),
+            max_payload_size: (config.max_retained_payload > 0)
+                .then_some(config.max_retained_payload),
+        });
+        Self {
+            index: ShardedIndex::new(config.shards.max(1)),
+            shared: RwLock::new(SharedSubscriptions::new(config.shared_strategy)),
+            retained: RwLock::new(retained),
+            next_id: AtomicU64::new(1),
+            config,
+            metrics,
+        }
+    }
+
+    /// A fresh subscriber id.
+    pub fn next_subscriber_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The node's counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Adds (or updates) `sub`'s subscription to `raw` (as sent in
+    /// SUBSCRIBE, `$share/...` included).
+    pub fn subscribe(&self, raw: &str, sub: &Subscriber, opts: SubOpts) {
+        let Ok(parsed) = parse_filter(raw, &self.config.topic_limits) else {
+            return;
+        };
+        match parsed.group {
+            None => {
+                self.index
+                    .insert(parsed.filter, SubKey::Local(sub.clone()), opts);
+            }
+            Some(group) => {
+                let member = Member {
+                    sub: sub.clone(),
+                    opts,
+                };
+                let mut shared = self.shared.write();
+                // Leave first so that new options replace the old ones.
+                shared.leave(group, parsed.filter, &member);
+                if shared.join(group, parsed.filter, member) {
+                    let key = SubKey::Shared {
+                        group: Arc::from(group),
+                        filter: Arc::from(parsed.filter),
+                    };
+                    self.index.insert(parsed.filter, key, SubOpts::default());
+                }
+            }
+        }
+    }
+
+    /// Removes `sub`'s subscription to `raw`.
+    pub fn unsubscribe(&self, raw: &str, sub: &Subscriber) {
+        let Ok(parsed) = parse_filter(raw, &self.config.topic_limits) else {
+            return;
+        };
+        match parsed.group {
+            None => {
+                self.index
+                    .remove(parsed.filter, &SubKey::Local(sub.clone()));
+            }
+            Some(group) => {
+                let member = Member {
+                    sub: sub.clone(),
+                    opts: SubOpts::default(),
+                };
+                let mut shared = self.shared.write();
+                let left = shared.leave(group, parsed.filter, &member);
+                if left && shared.group(group, parsed.filter).is_none() {
+                    let key = SubKey::Shared {
+                        group: Arc::from(group),
+                        filter: Arc::from(parsed.filter),
+                    };
+                    self.index.remove(parsed.filter, &key);
+                }
+            }
+        }
+    }
+
+    /// Matches `message` against every subscription and adds one delivery
+    /// per matching subscription (one per shared group) to `batch`. Returns
+    /// how many subscriptions matched.
+    pub fn route(&self, message: &Arc<Message>, batch: &mut DeliveryBatch) -> usize {
+        let mut matched = 0;
+        let mut groups: Vec<(Arc<str>, Arc<str>)> = Vec::new();
+        self.index.match_topic(
+            &message.topic,
+            &mut |key: &SubKey, opts: &SubOpts| match key {
+                SubKey::Local(sub) => {
+                    batch.push(sub, Delivery::new(Arc::clone(message), *opts));
+                    matched += 1;
+                }
+                SubKey::Shared { group, filter } => {
+                    groups.push((Arc::clone(group), Arc::clone(filter)));
+                }
+            },
+        );
+        if !groups.is_empty() {
+            let shared = self.shared.read();
+            let input = PickInput {
+                publisher: &message.from,
+                topic: &message.topic,
+            };
+            for (group, filter) in groups {
+                if let Some(member) = shared.pick(&group, &filter, &input) {
+                    batch.push(&member.sub, Delivery::new(Arc::clone(message), member.opts));
+                    matched += 1;
+                }
+            }
+        }
+        self.metrics.messages_routed(matched);
+        matched
+    }
+
+    /// Redelivers messages that a member of shared groups received and did
+    /// not acknowledge before it went away: each goes to another member of
+    /// one of `groups` (the member's `$share/...` subscriptions, as sent)
+    /// whose filter matches its topic.
+    pub fn redispatch(
+        &self,
+        gone: &Subscriber,
+        groups: &[ByteStr],
+        messages: Vec<Arc<Message>>,
+        batch: &mut DeliveryBatch,
+    ) {
+        let parsed: Vec<_> = groups
+            .iter()
+            .filter_map(|raw| parse_filter(raw, &self.config.topic_limits).ok())
+            .filter_map(|p| Some((p.group?, p.filter)))
+            .collect();
+        let shared = self.shared.read();
+        for message in messages {
+            let input = PickInput {
+                publisher: &message.from,
+                topic: &message.topic,
+            };
+            let mut done = false;
+            for &(group, filter) in &parsed {
+                if !girder_broker::topic::matches(filter, &message.topic) {
+                    continue;
+                }
+                if let Some(member) =
+                    shared.pick_excluding(group, filter, &input, |m| m.sub == *gone)
+                {
+                    batch.push(
+                        &member.sub,
+                        Delivery::new(Arc::clone(&message), member.opts),
+                    );
+                    done = true;
+                    break;
+                }
+            }
+            if !done {
+                self.metrics.dropped_no_subscriber();
+            }
+        }
+    }
+
+    /// Stores, replaces or (empty payload) clears the retained message of
+    /// its topic.
+    pub fn retain(&self, message: &Arc<Message>, now: Instant) {
+        let mut store = self.retained.write();
+        if message.payload.is_empty() {
+            store.remove(&message.topic);
+        } else if store
+            .set(&message.topic, Arc::clone(message), message.expires_at, now)
+            .is_err()
+        {
+            self.metrics.retained_refused();
+        }
+    }
+
+    /// The retained messages whose topics match `raw` (not expired).
+    pub fn retained_matching(&self, raw: &str, now: Instant) -> Vec<Arc<Message>> {
+        let Ok(parsed) = parse_filter(raw, &self.config.topic_limits) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        self.retained
+            .read()
+            .matching(parsed.filter, now, |_, message| {
+                found.push(Arc::clone(message))
+            });
+        found
+    }
+
+    /// Number of retained messages.
+    pub fn retained_count(&self) -> usize {
+        self.retained.read().len()
+    }
+
+    /// Number of subscriptions in the index.
+    pub fn subscription_count(&self) -> usize {
+        self.index.subscription_count()
+    }
+
+    /// Most deliveries waiting for one subscriber.
+    pub fn max_pending(&self) -> usize {
+        self.config.max_pending
+    }
+}
+
+/// Deliveries collected while handling one batch of input, grouped by
+/// subscriber so that each gets one mailbox message.
+#[derive(Debug, Default)]
+pub struct DeliveryBatch {
+    by_subscriber: HashMap<u64, (Subscriber, Vec<Delivery>)>,
+}
+
+impl DeliveryBatch {
+    /// Adds a delivery for `sub`.
+    pub fn push(&mut self, sub: &Subscriber, delivery: Delivery) {
+        self.by_subscriber
+            .entry(sub.id)
+            .or_insert_with(|| (sub.clone(), Vec::new()))
+            .1
+            .push(delivery);
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.by_subscriber.is_empty()
+    }
+
+    /// Sends every subscriber its deliveries, dropping (and counting) what
+    /// would push a subscriber past `max_pending`.
+    pub fn flush(&mut self, max_pending: usize, metrics: &Metrics) {
+        for (_, (sub, mut deliveries)) in self.by_subscriber.drain() {
+            let pending = sub.pending.load(Ordering::Relaxed);
+            let room = max_pending.saturating_sub(pending);
+            if deliveries.len() > room {
+                metrics.dropped_overload(deliveries.len() - room);
+                deliveries.truncate(room);
+            }
+            if deliveries.is_empty() {
+                continue;
+            }
+            sub.pending.fetch_add(deliveries.len(), Ordering::Relaxed);
+            sub.addr.do_send(Deliver(deliveries));
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! From the node's configuration to the settings of its parts.
+
+use girder_broker::channel::ChannelConfig;
+use girder_broker::codec::QoS;
+use girder_broker::session::SessionConfig;
+use girder_broker::shared::Strategy;
+use girder_broker::topic::TopicLimits;
+use girder_config::Config;
+use girder_config::SharedSubscriptionStrategy;
+
+use crate::router::RouterConfig;
+
+/// The channel settings of `mqtt.*`.
+pub fn channel_config(config: &Config) -> ChannelConfig {
+    let mqtt = &config.mqtt;
+    let session = SessionConfig {
+        max_inflight: mqtt.max_inflight.max(1),
+        max_mqueue_len: limit(mqtt.max_mqueue_len.finite()),
+        mqueue_store_qos0: mqtt.mqueue_store_qos0,
+        max_awaiting_rel: limit(mqtt.max_awaiting_rel.finite()),
+        await_rel_timeout: mqtt.await_rel_timeout.0,
+        retry_interval: mqtt.retry_interval.finite().map(|d| d.0),
+        upgrade_qos: mqtt.upgrade_qos,
+        ..SessionConfig::default()
+    };
+    ChannelConfig {
+        max_packet_size: u32::try_from(mqtt.max_packet_size.0).unwrap_or(u32::MAX),
+        max_clientid_len: mqtt.max_clientid_len as usize,
+        topic_limits: TopicLimits {
+            max_levels: mqtt.max_topic_levels as usize,
+        },
+        max_qos_allowed: QoS::from_bits(mqtt.max_qos_allowed).unwrap_or(QoS::ExactlyOnce),
+        max_topic_alias: mqtt.max_topic_alias,
+        retain_available: mqtt.retain_available && config.retainer.enable,
+        wildcard_subscription: mqtt.wildcard_subscription,
+        shared_subscription: mqtt.shared_subscription,
+        max_subscriptions: mqtt.max_subscriptions.finite().map(|n| limit(Some(n))),
+        server_keepalive: mqtt.server_keepalive,
+        keepalive_multiplier: mqtt.keepalive_multiplier as f32,
+        response_information: mqtt.response_information.clone(),
+        session_expiry_interval: mqtt.session_expiry_interval.0,
+        receive_maximum: mqtt.max_inflight.max(1),
+        ignore_loop_deliver: mqtt.ignore_loop_deliver,
+        use_username_as_clientid: mqtt.use_username_as_clientid,
+        session,
+    }
+}
+
+/// The router settings: index shards, shared strategy, retained limits.
+pub fn router_config(config: &Config) -> RouterConfig {
+    RouterConfig {
+        shards: 16,
+        shared_strategy: strategy(config.mqtt.shared_subscription_strategy),
+        topic_limits: TopicLimits {
+            max_levels: config.mqtt.max_topic_levels as usize,
+        },
+        max_pending: 100_000,
+        max_retained_messages: config.retainer.max_messages().map_or(0, |n| limit(Some(n))),
+        max_retained_payload: limit(Some(config.retainer.max_payload_size.0)),
+    }
+}
+
+fn strategy(s: SharedSubscriptionStrategy) -> Strategy {
+    match s {
+        SharedSubscriptionStrategy::Random => Strategy::Random,
+        SharedSubscriptionStrategy::RoundRobin
+        | SharedSubscriptionStrategy::RoundRobinPerGroup
+        | SharedSubscriptionStrategy::Local => Strategy::RoundRobin,
+        SharedSubscriptionStrategy::Sticky => Strategy::Sticky,
+        SharedSubscriptionStrategy::HashClientid => Strategy::HashClientId,
+        SharedSubscriptionStrategy::HashTopic => Strategy::HashTopic,
+    }
+}
+
+/// A `Limit` as a `usize` bound, `usize::MAX` for infinity.
+fn limit(n: Option<u64>) -> usize {
+    n.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+}

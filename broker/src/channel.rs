@@ -1,0 +1,782 @@
+//! The channel: one client connection's MQTT protocol state machine.
+//!
+//! A channel takes events (packets from the client, deliveries from the
+//! router, the socket closing, timers) and pushes [`Action`]s for its owner
+//! to carry out (send a packet, route a message, update the subscriber
+//! index, close). It does no I/O and knows no runtime, as EMQX's
+//! `emqx_channel` is driven by `emqx_connection`.
+//!
+//! ```text
+//!   Idle ──CONNECT──▶ Connecting ──opened()──▶ Connected ──closed()──▶ Disconnected
+//!    │                    │                        │  (session kept while     │
+//!    └── anything else ───┴──▶ closed              │   its expiry runs)       │
+//!                                                  └──takeover()──▶ ended ◀───┘
+//! ```
+//!
+//! The channel owns the client's [`Session`] while it lives; when the socket
+//! closes and the session expiry interval is not 0 the owner keeps the
+//! channel (and so the session) until the session expires or a new
+//! connection with the same client id takes it over.
+
+mod alias;
+mod config;
+mod connect;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::codec::{
+    encoded_len, ByteStr, Disconnect, DisconnectProperties, LastWill, Packet, ProtocolVersion,
+    PubAck, PubComp, PubRec, Publish, PublishProperties, QoS, ReasonCode, RetainHandling, SubAck,
+    Subscribe, UnsubAck, Unsubscribe,
+};
+use crate::message::{Delivery, Message, SubOpts};
+use crate::session::{Session, SessionError};
+use crate::topic::{is_wildcard, parse_filter, validate_name};
+
+use alias::{InboundAliases, OutboundAlias, OutboundAliases};
+pub use config::ChannelConfig;
+pub(crate) use connect::refusal;
+pub use connect::ConnInfo;
+
+/// What the owner of a channel must do, in order.
+#[derive(Debug)]
+pub enum Action {
+    /// Encode and write a packet to the client.
+    Send(Packet),
+    /// CONNECT was accepted: find the client id's existing session (take it
+    /// over from its current owner, or discard it when `clean_start`), then
+    /// call [`Channel::opened`].
+    Open {
+        /// The client identifier.
+        client_id: ByteStr,
+        /// Whether the client asked for a new session.
+        clean_start: bool,
+    },
+    /// Route a message to every matching subscriber; then, when `ack` is
+    /// set, send the acknowledgement that [`PendingAck::packet`] builds.
+    Publish {
+        /// The message, shared by all its subscribers.
+        message: Arc<Message>,
+        /// The PUBACK or PUBREC owed to the publisher once it is routed.
+        ack: Option<PendingAck>,
+    },
+    /// Add this session to the subscriber index under `filter` (the filter
+    /// as the client sent it, `$share/...` included).
+    Subscribe {
+        /// The filter.
+        filter: ByteStr,
+        /// Options of the subscription.
+        opts: SubOpts,
+        /// Whether retained messages matching the filter are to be sent now
+        /// (through [`Channel::deliver_retained`]).
+        send_retained: bool,
+    },
+    /// Remove this session from the subscriber index under `filter`.
+    Unsubscribe {
+        /// The filter as the client sent it.
+        filter: ByteStr,
+    },
+    /// Publish the client's will message now.
+    PublishWill(Arc<Message>),
+    /// Call [`Channel::will_timer`] after this delay.
+    ScheduleWill(Duration),
+    /// Close the socket (after writing what was sent before).
+    Close,
+    /// A delivery was dropped because it exceeds the client's Maximum
+    /// Packet Size (counted by the owner).
+    DroppedTooLarge,
+    /// The socket is gone and the session lives on: keep the channel, and
+    /// call [`Channel::expire`] after the delay (`None`: never).
+    Park(Option<Duration>),
+    /// The session is over: remove its subscriptions from the index and end.
+    Terminate,
+}
+
+/// The acknowledgement of a QoS 1 or QoS 2 PUBLISH, sent once the message is
+/// routed so that it can say whether anybody matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingAck {
+    packet_id: u16,
+    qos: QoS,
+    v5: bool,
+}
+
+impl PendingAck {
+    /// The PUBACK (QoS 1) or PUBREC (QoS 2) to send, given how many
+    /// subscribers matched (v5 reports 0x10 No matching subscribers).
+    pub fn packet(&self, matched: usize) -> Packet {
+        let reason = if self.v5 && matched == 0 {
+            ReasonCode::NoMatchingSubscribers
+        } else {
+            ReasonCode::Success
+        };
+        if self.qos == QoS::ExactlyOnce {
+            let mut ack = PubRec::new(self.packet_id);
+            ack.reason_code = reason;
+            Packet::PubRec(ack)
+        } else {
+            let mut ack = PubAck::new(self.packet_id);
+            ack.reason_code = reason;
+            Packet::PubAck(ack)
+        }
+    }
+}
+
+/// Why the connection ended, as the owner saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCause {
+    /// The client closed the socket, or reading or writing it failed.
+    SocketClosed,
+    /// Nothing arrived within 1.5 keep-alive periods.
+    KeepAliveTimeout,
+    /// The broker is stopping.
+    ServerShutdown,
+    /// An administrator kicked the client.
+    Kicked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle,
+    Connecting,
+    Connected,
+    Disconnected,
+    Ended,
+}
+
+#[derive(Debug)]
+struct Will {
+    message: Arc<Message>,
+    delay: Duration,
+}
+
+/// One client connection's protocol state. See the module documentation.
+#[derive(Debug)]
+pub struct Channel {
+    config: Arc<ChannelConfig>,
+    state: State,
+    info: Option<ConnInfo>,
+    session: Option<Session>,
+    will: Option<Will>,
+    /// The will of a normal DISCONNECT is dropped; 0x04 keeps it.
+    inbound_aliases: InboundAliases,
+    outbound_aliases: OutboundAliases,
+    sent: Vec<Packet>,
+}
+
+impl Channel {
+    /// A channel waiting for CONNECT.
+    pub fn new(config: Arc<ChannelConfig>) -> Self {
+        Self {
+            config,
+            state: State::Idle,
+            info: None,
+            session: None,
+            will: None,
+            inbound_aliases: InboundAliases::default(),
+            outbound_aliases: OutboundAliases::default(),
+            sent: Vec::new(),
+        }
+    }
+
+    /// The accepted CONNECT's parameters (after CONNECT).
+    pub fn info(&self) -> Option<&ConnInfo> {
+        self.info.as_ref()
+    }
+
+    /// The protocol version, once CONNECT told it.
+    pub fn protocol(&self) -> Option<ProtocolVersion> {
+        self.info.as_ref().map(|i| i.protocol)
+    }
+
+    /// The session, once opened.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// Whether a client is connected (CONNACK sent, socket open).
+    pub fn is_connected(&self) -> bool {
+        self.state == State::Connected
+    }
+
+    /// How long the client may stay silent before it is considered gone
+    /// (keep alive × `keepalive_multiplier`); `None` without keep alive.
+    pub fn keepalive_timeout(&self) -> Option<Duration> {
+        let info = self.info.as_ref()?;
+        (info.keep_alive > 0).then(|| {
+            Duration::from_secs_f32(f32::from(info.keep_alive) * self.config.keepalive_multiplier)
+        })
+    }
+
+    /// Handles one packet from the client.
+    pub fn handle_in(&mut self, packet: Packet, now: Instant, out: &mut Vec<Action>) {
+        match (self.state, packet) {
+            (State::Idle, Packet::Connect(connect)) => self.handle_connect(&connect, now, out),
+            // MQTT-3.1.0-1: the first packet must be CONNECT.
+            (State::Idle, _) => self.end(out),
+            // MQTT-3.1.0-2: a second CONNECT is a protocol error.
+            (_, Packet::Connect(_)) => self.protocol_error(ReasonCode::ProtocolError, now, out),
+            (State::Connected, Packet::Publish(publish)) => self.handle_publish(publish, now, out),
+            (State::Connected, Packet::PubAck(ack)) => {
+                let sent = &mut self.sent;
+                let result = session_of(&mut self.session).on_puback(ack.packet_id, now, sent);
+                self.after_ack(result, out);
+            }
+            (State::Connected, Packet::PubRec(ack)) => {
+                let sent = &mut self.sent;
+                let result = session_of(&mut self.session).on_pubrec(
+                    ack.packet_id,
+                    ack.reason_code,
+                    now,
+                    sent,
+                );
+                self.after_ack(result, out);
+            }
+            (State::Connected, Packet::PubComp(ack)) => {
+                let sent = &mut self.sent;
+                let result = session_of(&mut self.session).on_pubcomp(ack.packet_id, now, sent);
+                self.after_ack(result, out);
+            }
+            (State::Connected, Packet::PubRel(rel)) => {
+                let mut comp = PubComp::new(rel.packet_id);
+                if session_of(&mut self.session)
+                    .on_pubrel(rel.packet_id)
+                    .is_err()
+                {
+                    comp.reason_code = ReasonCode::PacketIdentifierNotFound;
+                }
+                out.push(Action::Send(Packet::PubComp(comp)));
+            }
+            (State::Connected, Packet::Subscribe(subscribe)) => {
+                self.handle_subscribe(subscribe, now, out)
+            }
+            (State::Connected, Packet::Unsubscribe(unsubscribe)) => {
+                self.handle_unsubscribe(unsubscribe, out)
+            }
+            (State::Connected, Packet::PingReq) => out.push(Action::Send(Packet::PingResp)),
+            (State::Connected, Packet::Disconnect(disconnect)) => {
+                self.handle_disconnect(&disconnect, now, out)
+            }
+            // Enhanced authentication is not offered, so AUTH is unexpected;
+            // so is any server-to-client packet.
+            (State::Connected, _) => self.protocol_error(ReasonCode::ProtocolError, now, out),
+            // Packets racing a close are ignored.
+            (State::Connecting | State::Disconnected | State::Ended, _) => {}
+        }
+    }
+
+    fn handle_connect(
+        &mut self,
+        connect: &crate::codec::Connect,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let accepted = connect::accept(connect, &self.config, generate_client_id);
+        let info = match accepted {
+            Ok(info) => info,
+            Err(reason) => {
+                out.push(Action::Send(Packet::ConnAck(Box::new(refusal(reason)))));
+                self.end(out);
+                return;
+            }
+        };
+        if let Some(will) = &connect.will {
+            let delay = will
+                .properties
+                .will_delay_interval
+                .map_or(Duration::ZERO, |s| Duration::from_secs(s.into()));
+            let message = will_message(will, info.client_id.clone(), now);
+            self.will = Some(Will {
+                message: Arc::new(message),
+                delay,
+            });
+        }
+        self.inbound_aliases = InboundAliases::new(if info.is_v5() {
+            self.config.max_topic_alias
+        } else {
+            0
+        });
+        self.outbound_aliases = OutboundAliases::new(info.topic_alias_maximum);
+        out.push(Action::Open {
+            client_id: info.client_id.clone(),
+            clean_start: info.clean_start,
+        });
+        self.info = Some(info);
+        self.state = State::Connecting;
+    }
+
+    /// The owner's answer to [`Action::Open`]: `resumed` is the session taken
+    /// over from a previous connection (`None` for a new session). Sends
+    /// CONNACK, re-subscribes a resumed session and resends what it had in
+    /// flight.
+    pub fn opened(&mut self, resumed: Option<Session>, now: Instant, out: &mut Vec<Action>) {
+        let Some(info) = self.info.as_ref() else {
+            return;
+        };
+        if self.state != State::Connecting {
+            return;
+        }
+        let session_present = resumed.is_some();
+        let mut session = resumed.unwrap_or_else(|| {
+            Session::new(info.client_id.clone(), self.config.session.clone(), now)
+        });
+        session.set_receive_maximum(Some(info.receive_maximum));
+        session.set_expiry_interval(info.session_expiry());
+        let connack = connect::connack(info, &self.config, session_present);
+        out.push(Action::Send(Packet::ConnAck(Box::new(connack))));
+        for (filter, opts) in session.subscriptions() {
+            out.push(Action::Subscribe {
+                filter: filter.clone(),
+                opts: *opts,
+                send_retained: false,
+            });
+        }
+        session.replay(now, &mut self.sent);
+        self.session = Some(session);
+        self.state = State::Connected;
+        self.flush_sent(out);
+    }
+
+    fn handle_publish(&mut self, mut publish: Publish, now: Instant, out: &mut Vec<Action>) {
+        if publish.qos > self.config.max_qos_allowed {
+            return self.protocol_error(ReasonCode::QoSNotSupported, now, out);
+        }
+        if publish.retain && !self.config.retain_available {
+            return self.protocol_error(ReasonCode::RetainNotSupported, now, out);
+        }
+        match self
+            .inbound_aliases
+            .resolve(&publish.topic, publish.properties.topic_alias)
+        {
+            Ok(topic) => publish.topic = topic,
+            Err(alias::AliasError::OutOfRange) => {
+                return self.protocol_error(ReasonCode::TopicAliasInvalid, now, out)
+            }
+            Err(alias::AliasError::Unknown) => {
+                return self.protocol_error(ReasonCode::ProtocolError, now, out)
+            }
+        }
+        publish.properties.topic_alias = None;
+        if validate_name(&publish.topic, &self.config.topic_limits).is_err() {
+            return self.protocol_error(ReasonCode::TopicNameInvalid, now, out);
+        }
+        let Some(info) = self.info.as_ref() else {
+            return;
+        };
+        let v5 = info.is_v5();
+        let client_id = info.client_id.clone();
+        let (qos, packet_id, dup) = (publish.qos, publish.packet_id, publish.dup);
+        let message = Arc::new(Message::from_publish(publish, client_id, now));
+        match (qos, packet_id) {
+            (QoS::AtMostOnce, _) => out.push(Action::Publish { message, ack: None }),
+            (QoS::AtLeastOnce, Some(packet_id)) => out.push(Action::Publish {
+                message,
+                ack: Some(PendingAck { packet_id, qos, v5 }),
+            }),
+            (QoS::ExactlyOnce, Some(packet_id)) => {
+                match session_of(&mut self.session).on_publish_qos2(packet_id, dup, now) {
+                    Ok(true) => out.push(Action::Publish {
+                        message,
+                        ack: Some(PendingAck { packet_id, qos, v5 }),
+                    }),
+                    // A resent PUBLISH of a message already routed: exactly
+                    // once means acknowledging it without routing it again.
+                    Ok(false) => out.push(Action::Send(Packet::PubRec(PubRec::new(packet_id)))),
+                    Err(SessionError::ReceiveMaximumExceeded(_)) => {
+                        self.protocol_error(ReasonCode::ReceiveMaximumExceeded, now, out)
+                    }
+                    Err(err) => {
+                        let mut rec = PubRec::new(packet_id);
+                        rec.reason_code = err.reason_code();
+                        out.push(Action::Send(Packet::PubRec(rec)));
+                    }
+                }
+            }
+            // The decoder guarantees a packet id for QoS 1 and 2.
+            (_, None) => self.protocol_error(ReasonCode::ProtocolError, now, out),
+        }
+    }
+
+    fn handle_subscribe(&mut self, subscribe: Subscribe, now: Instant, out: &mut Vec<Action>) {
+        let v5 = self.info.as_ref().is_some_and(ConnInfo::is_v5);
+        let subscription_id = subscribe.properties.subscription_identifier;
+        let mut reason_codes = Vec::with_capacity(subscribe.filters.len());
+        let mut actions = Vec::with_capacity(subscribe.filters.len());
+        for (filter, options) in subscribe.filters {
+            let parsed = match parse_filter(&filter, &self.config.topic_limits) {
+                Ok(parsed) => parsed,
+                Err(_) => {
+                    reason_codes.push(ReasonCode::TopicFilterInvalid);
+                    continue;
+                }
+            };
+            let shared = parsed.is_shared();
+            if shared && options.no_local && v5 {
+                // MQTT-3.8.3-4: No Local on a shared subscription.
+                return self.protocol_error(ReasonCode::ProtocolError, now, out);
+            }
+            if shared && !self.config.shared_subscription {
+                reason_codes.push(ReasonCode::SharedSubscriptionsNotSupported);
+                continue;
+            }
+            if is_wildcard(parsed.filter) && !self.config.wildcard_subscription {
+                reason_codes.push(ReasonCode::WildcardSubscriptionsNotSupported);
+                continue;
+            }
+            let session = session_of(&mut self.session);
+            if let Some(max) = self.config.max_subscriptions {
+                if session.subscription(&filter).is_none() && session.subscriptions().count() >= max
+                {
+                    reason_codes.push(ReasonCode::QuotaExceeded);
+                    continue;
+                }
+            }
+            let mut granted = options;
+            granted.qos = options.qos.min(self.config.max_qos_allowed);
+            let opts = SubOpts {
+                options: granted,
+                subscription_id,
+            };
+            let is_new = session.subscribe(filter.clone(), opts).is_none();
+            let send_retained = self.config.retain_available
+                && !shared
+                && match options.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendIfNewSubscription => is_new,
+                    RetainHandling::DoNotSend => false,
+                };
+            reason_codes.push(ReasonCode::granted(granted.qos));
+            actions.push(Action::Subscribe {
+                filter,
+                opts,
+                send_retained,
+            });
+        }
+        if !v5 {
+            // MQTT 3 has one failure code, 0x80.
+            for code in &mut reason_codes {
+                if code.is_error() {
+                    *code = ReasonCode::UnspecifiedError;
+                }
+            }
+        }
+        out.push(Action::Send(Packet::SubAck(SubAck {
+            packet_id: subscribe.packet_id,
+            reason_codes,
+            properties: Default::default(),
+        })));
+        out.extend(actions);
+    }
+
+    fn handle_unsubscribe(&mut self, unsubscribe: Unsubscribe, out: &mut Vec<Action>) {
+        let mut reason_codes = Vec::with_capacity(unsubscribe.filters.len());
+        for filter in unsubscribe.filters {
+            if session_of(&mut self.session).unsubscribe(&filter).is_some() {
+                reason_codes.push(ReasonCode::Success);
+                out.push(Action::Unsubscribe { filter });
+            } else {
+                reason_codes.push(ReasonCode::NoSubscriptionExisted);
+            }
+        }
+        out.push(Action::Send(Packet::UnsubAck(UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            reason_codes,
+            properties: Default::default(),
+        })));
+    }
+
+    fn handle_disconnect(&mut self, disconnect: &Disconnect, now: Instant, out: &mut Vec<Action>) {
+        if let (Some(info), Some(expiry)) = (
+            self.info.as_mut(),
+            disconnect.properties.session_expiry_interval,
+        ) {
+            // MQTT-3.14.2-2: a session that was to end with the connection
+            // cannot be given an expiry at DISCONNECT.
+            if info.session_expiry == 0 && expiry != 0 {
+                return self.protocol_error(ReasonCode::ProtocolError, now, out);
+            }
+            info.session_expiry = expiry;
+            let expiry = info.session_expiry();
+            if let Some(session) = self.session.as_mut() {
+                session.set_expiry_interval(expiry);
+            }
+        }
+        if disconnect.reason_code != ReasonCode::DisconnectWithWillMessage {
+            // MQTT-3.14.4-3: a normal DISCONNECT discards the will.
+            self.will = None;
+        }
+        out.push(Action::Close);
+        self.closed(CloseCause::SocketClosed, now, out);
+    }
+
+    /// Delivers messages routed to this session: sent now, queued, or
+    /// dropped as the session decides.
+    pub fn deliver(
+        &mut self,
+        deliveries: impl IntoIterator<Item = Delivery>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        if self.config.ignore_loop_deliver {
+            let me = session.client_id().clone();
+            let deliveries = deliveries.into_iter().filter(|d| d.message.from != me);
+            session.deliver(deliveries, now, &mut self.sent);
+        } else {
+            session.deliver(deliveries, now, &mut self.sent);
+        }
+        self.flush_sent(out);
+    }
+
+    /// Delivers retained messages for a new subscription to `filter`: each
+    /// is sent with the retain flag set (MQTT-3.3.1-8).
+    pub fn deliver_retained(
+        &mut self,
+        filter: &str,
+        messages: Vec<Arc<Message>>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(opts) = self
+            .session
+            .as_ref()
+            .and_then(|s| s.subscription(filter))
+            .copied()
+        else {
+            return;
+        };
+        let deliveries = messages
+            .into_iter()
+            .map(|message| Delivery::retained(message, opts));
+        self.deliver(deliveries, now, out);
+    }
+
+    /// Periodic work: retries (when a retry interval is set) and expired
+    /// QoS 2 state.
+    pub fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let connected = self.state == State::Connected;
+        if let Some(session) = self.session.as_mut() {
+            session.expire_awaiting_rel(now);
+            if connected {
+                session.retry(now, &mut self.sent);
+            }
+        }
+        self.flush_sent(out);
+    }
+
+    /// The socket closed (or the owner closes it): decide the fate of the
+    /// will and of the session.
+    pub fn closed(&mut self, _cause: CloseCause, now: Instant, out: &mut Vec<Action>) {
+        match self.state {
+            State::Connected => {}
+            State::Idle | State::Connecting => return self.end(out),
+            State::Disconnected | State::Ended => return,
+        }
+        self.state = State::Disconnected;
+        let expiry = self.info.as_ref().and_then(ConnInfo::session_expiry);
+        if let Some(will) = &self.will {
+            // The will waits for its delay, or for the session's end if that
+            // comes sooner (MQTT-3.1.3-9).
+            let delay = match expiry {
+                Some(expiry) => will.delay.min(expiry),
+                None => will.delay,
+            };
+            if delay.is_zero() {
+                self.publish_will(out);
+            } else {
+                out.push(Action::ScheduleWill(delay));
+            }
+        }
+        if let Some(session) = self.session.as_mut() {
+            session.on_disconnect(now);
+        }
+        if expiry == Some(Duration::ZERO) {
+            self.state = State::Ended;
+            out.push(Action::Terminate);
+        } else {
+            out.push(Action::Park(expiry));
+        }
+    }
+
+    /// The will delay elapsed while the session lives on without a client.
+    pub fn will_timer(&mut self, out: &mut Vec<Action>) {
+        if self.state == State::Disconnected {
+            self.publish_will(out);
+        }
+    }
+
+    /// The session expiry elapsed: the session ends (its pending will, if
+    /// any, is published first).
+    pub fn expire(&mut self, out: &mut Vec<Action>) {
+        if self.state == State::Disconnected {
+            self.publish_will(out);
+            self.state = State::Ended;
+            out.push(Action::Terminate);
+        }
+    }
+
+    /// A new connection with the same client id takes over. When the new
+    /// connection continues the session (`clean_start` false) the session is
+    /// returned and the will is dropped; otherwise the session ends here and
+    /// the will is published. A connected client gets DISCONNECT 0x8E.
+    pub fn takeover(
+        &mut self,
+        clean_start: bool,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Option<Session> {
+        if self.state == State::Connected {
+            if self.info.as_ref().is_some_and(ConnInfo::is_v5) {
+                out.push(disconnect(ReasonCode::SessionTakenOver));
+            }
+            out.push(Action::Close);
+        }
+        self.state = State::Ended;
+        if clean_start {
+            self.publish_will(out);
+            self.session = None;
+            None
+        } else {
+            self.will = None;
+            let mut session = self.session.take();
+            if let Some(session) = session.as_mut() {
+                session.on_disconnect(now);
+            }
+            session
+        }
+    }
+
+    /// The server ends the connection with `reason` (v5 clients get a
+    /// DISCONNECT carrying it), then the session follows the usual rules.
+    pub fn server_disconnect(
+        &mut self,
+        reason: ReasonCode,
+        cause: CloseCause,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        if self.state == State::Connected && self.info.as_ref().is_some_and(ConnInfo::is_v5) {
+            out.push(disconnect(reason));
+        }
+        out.push(Action::Close);
+        self.closed(cause, now, out);
+    }
+
+    fn publish_will(&mut self, out: &mut Vec<Action>) {
+        if let Some(will) = self.will.take() {
+            out.push(Action::PublishWill(will.message));
+        }
+    }
+
+    fn after_ack(&mut self, result: Result<(), SessionError>, out: &mut Vec<Action>) {
+        // An acknowledgement for an unknown packet id is tolerated, as EMQX
+        // does (it may follow a resend); the session counts it.
+        let _ = result;
+        self.flush_sent(out);
+    }
+
+    /// Turns the packets the session produced into sends, applying the
+    /// client's topic aliases and Maximum Packet Size.
+    fn flush_sent(&mut self, out: &mut Vec<Action>) {
+        let Some(info) = self.info.as_ref() else {
+            self.sent.clear();
+            return;
+        };
+        let (version, max_size) = (info.protocol, info.max_packet_size);
+        for mut packet in self.sent.drain(..) {
+            if let Packet::Publish(publish) = &mut packet {
+                match self.outbound_aliases.alias_for(&publish.topic) {
+                    OutboundAlias::None => {}
+                    OutboundAlias::Set(alias) => publish.properties.topic_alias = Some(alias),
+                    OutboundAlias::Use(alias) => {
+                        publish.properties.topic_alias = Some(alias);
+                        publish.topic = ByteStr::new();
+                    }
+                }
+                if max_size != u32::MAX
+                    && encoded_len(&packet, version).is_ok_and(|len| len > max_size as usize)
+                {
+                    // MQTT-3.1.2-25: never send a packet larger than the
+                    // client accepts; the message is dropped.
+                    out.push(Action::DroppedTooLarge);
+                    continue;
+                }
+            }
+            out.push(Action::Send(packet));
+        }
+    }
+
+    fn protocol_error(&mut self, reason: ReasonCode, now: Instant, out: &mut Vec<Action>) {
+        if self.state == State::Connected && self.info.as_ref().is_some_and(ConnInfo::is_v5) {
+            out.push(disconnect(reason));
+        }
+        // A protocol error is an abnormal end: the will is published.
+        out.push(Action::Close);
+        self.closed(CloseCause::SocketClosed, now, out);
+    }
+
+    fn end(&mut self, out: &mut Vec<Action>) {
+        if self.state != State::Ended {
+            self.state = State::Ended;
+            out.push(Action::Close);
+            out.push(Action::Terminate);
+        }
+    }
+}
+
+/// The session of a connected channel.
+fn session_of(session: &mut Option<Session>) -> &mut Session {
+    session
+        .as_mut()
+        .expect("a connected channel always holds its session")
+}
+
+fn disconnect(reason: ReasonCode) -> Action {
+    Action::Send(Packet::Disconnect(Disconnect {
+        reason_code: reason,
+        properties: DisconnectProperties::default(),
+    }))
+}
+
+/// The CONNACK packet that refuses a connection with `reason` (for errors
+/// found while decoding CONNECT).
+pub fn refusal_packet(reason: ReasonCode) -> Packet {
+    Packet::ConnAck(Box::new(refusal(reason)))
+}
+
+/// The message a will becomes when it is published.
+fn will_message(will: &LastWill, from: ByteStr, now: Instant) -> Message {
+    let props = &will.properties;
+    let publish = Publish {
+        dup: false,
+        qos: will.qos,
+        retain: will.retain,
+        topic: will.topic.clone(),
+        packet_id: None,
+        payload: will.payload.clone(),
+        properties: PublishProperties {
+            payload_format_indicator: props.payload_format_indicator,
+            message_expiry_interval: props.message_expiry_interval,
+            topic_alias: None,
+            response_topic: props.response_topic.clone(),
+            correlation_data: props.correlation_data.clone(),
+            user_properties: props.user_properties.clone(),
+            subscription_identifiers: Vec::new(),
+            content_type: props.content_type.clone(),
+        },
+    };
+    Message::from_publish(publish, from, now)
+}
+
+/// A client id for a client that sent none: random 96 bits, recognisable by
+/// its prefix.
+fn generate_client_id() -> ByteStr {
+    let a: u64 = rand::random();
+    let b: u32 = rand::random();
+    ByteStr::from(format!("girder-{a:016x}{b:08x}"))
+}

@@ -1,0 +1,1 @@
+//! Channel state-machine tests.

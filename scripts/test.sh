@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The one command that runs every test of Girder, on a fresh machine:
+#   scripts/test.sh
+# It installs what the tests need (apt, pip, cargo tools), checks formatting
+# and lints, runs the Rust suites (unit, property, actor, real-client and
+# multi-process cluster tests) and the Python suite (paho-mqtt and the
+# mosquitto_pub / mosquitto_sub clients against a real node).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo build (the girder binary used by the process-level tests)"
+cargo build --locked -p girder
+export GIRDER_BIN="$PWD/target/debug/girder"
+
+echo "== cargo nextest"
+cargo nextest run --workspace --locked --profile ci
+
+echo "== pytest (paho-mqtt, mosquitto clients)"
+python3 -m pytest tests/python -q
