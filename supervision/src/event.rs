@@ -77,15 +77,18 @@ impl SupervisionEvent {
     }
 
     /// Emits the event through `tracing`, with the supervisor's pid as a field.
+    ///
+    /// Starts and clean exits are `debug` (a node starts one child per
+    /// connection); restarts, failures and shutdowns are `info` or above.
     pub(crate) fn trace(&self, sup: Option<&Pid>) {
         let sup = sup.map(|p| p.to_string()).unwrap_or_default();
         match self {
             SupervisionEvent::ChildStarted { id, pid } => {
-                tracing::info!(name: "child_started", %sup, child_id = %id, %pid, "child_started");
+                tracing::debug!(name: "child_started", %sup, child_id = %id, %pid, "child_started");
             }
             SupervisionEvent::ChildExited { id, pid, reason } => {
                 if reason.is_clean() {
-                    tracing::info!(name: "child_exited", %sup, child_id = %id, %pid, %reason, "child_exited");
+                    tracing::debug!(name: "child_exited", %sup, child_id = %id, %pid, %reason, "child_exited");
                 } else {
                     tracing::warn!(name: "child_exited", %sup, child_id = %id, %pid, %reason, "child_exited");
                 }
