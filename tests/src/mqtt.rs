@@ -876,10 +876,12 @@ impl RawClient {
         }
     }
 
-    /// Sends a normal DISCONNECT.
+    /// Sends a normal DISCONNECT and waits until the broker has closed the
+    /// connection, so that the session is offline when this returns.
     pub async fn disconnect(mut self) -> Result<()> {
         let v = self.version;
-        self.send(&disconnect(v, 0, &Vec::new())).await
+        self.send(&disconnect(v, 0, &Vec::new())).await?;
+        self.closed_within(WAIT).await.map(|_| ())
     }
 }
 
