@@ -218,12 +218,15 @@ impl Channel {
             // MQTT-3.1.0-1: the first packet must be CONNECT.
             (State::Idle, _) => self.end(out),
             // MQTT-3.1.0-2: a second CONNECT is a protocol error.
-            (_, Packet::Connect(_)) => self.protocol_error(ReasonCode::ProtocolError, now, out),
+            (State::Connected, Packet::Connect(_)) => {
+                self.protocol_error(ReasonCode::ProtocolError, now, out)
+            }
+            (State::Connecting, Packet::Connect(_)) => self.end(out),
             (State::Connected, Packet::Publish(publish)) => self.handle_publish(publish, now, out),
             (State::Connected, Packet::PubAck(ack)) => {
                 let sent = &mut self.sent;
                 let result = session_of(&mut self.session).on_puback(ack.packet_id, now, sent);
-                self.after_ack(result, out);
+                self.after_ack(result, now, out);
             }
             (State::Connected, Packet::PubRec(ack)) => {
                 let sent = &mut self.sent;
@@ -233,12 +236,12 @@ impl Channel {
                     now,
                     sent,
                 );
-                self.after_ack(result, out);
+                self.after_ack(result, now, out);
             }
             (State::Connected, Packet::PubComp(ack)) => {
                 let sent = &mut self.sent;
                 let result = session_of(&mut self.session).on_pubcomp(ack.packet_id, now, sent);
-                self.after_ack(result, out);
+                self.after_ack(result, now, out);
             }
             (State::Connected, Packet::PubRel(rel)) => {
                 let mut comp = PubComp::new(rel.packet_id);
@@ -337,7 +340,7 @@ impl Channel {
         session.replay(now, &mut self.sent);
         self.session = Some(session);
         self.state = State::Connected;
-        self.flush_sent(out);
+        self.flush_sent(now, out);
     }
 
     fn handle_publish(&mut self, mut publish: Publish, now: Instant, out: &mut Vec<Action>) {
@@ -530,7 +533,7 @@ impl Channel {
         } else {
             session.deliver(deliveries, now, &mut self.sent);
         }
-        self.flush_sent(out);
+        self.flush_sent(now, out);
     }
 
     /// Delivers retained messages for a new subscription to `filter`: each
@@ -566,7 +569,7 @@ impl Channel {
                 session.retry(now, &mut self.sent);
             }
         }
-        self.flush_sent(out);
+        self.flush_sent(now, out);
     }
 
     /// The socket closed (or the owner closes it): decide the fate of the
@@ -673,41 +676,67 @@ impl Channel {
         }
     }
 
-    fn after_ack(&mut self, result: Result<(), SessionError>, out: &mut Vec<Action>) {
+    fn after_ack(&mut self, result: Result<(), SessionError>, now: Instant, out: &mut Vec<Action>) {
         // An acknowledgement for an unknown packet id is tolerated, as EMQX
         // does (it may follow a resend); the session counts it.
         let _ = result;
-        self.flush_sent(out);
+        self.flush_sent(now, out);
     }
 
     /// Turns the packets the session produced into sends, applying the
     /// client's topic aliases and Maximum Packet Size.
-    fn flush_sent(&mut self, out: &mut Vec<Action>) {
+    fn flush_sent(&mut self, now: Instant, out: &mut Vec<Action>) {
         let Some(info) = self.info.as_ref() else {
             self.sent.clear();
             return;
         };
         let (version, max_size) = (info.protocol, info.max_packet_size);
-        for mut packet in self.sent.drain(..) {
-            if let Packet::Publish(publish) = &mut packet {
-                match self.outbound_aliases.alias_for(&publish.topic) {
-                    OutboundAlias::None => {}
-                    OutboundAlias::Set(alias) => publish.properties.topic_alias = Some(alias),
-                    OutboundAlias::Use(alias) => {
-                        publish.properties.topic_alias = Some(alias);
-                        publish.topic = ByteStr::new();
+        // Completing a dropped exchange frees a window slot, which the
+        // session may fill at once: loop until it has nothing more.
+        while !self.sent.is_empty() {
+            for mut packet in std::mem::take(&mut self.sent) {
+                if let Packet::Publish(publish) = &mut packet {
+                    let alias = self.outbound_aliases.alias_for(&publish.topic);
+                    match alias {
+                        OutboundAlias::None => {}
+                        OutboundAlias::Set(alias) => publish.properties.topic_alias = Some(alias),
+                        OutboundAlias::Use(alias) => {
+                            publish.properties.topic_alias = Some(alias);
+                            publish.topic = ByteStr::new();
+                        }
+                    }
+                    if max_size != u32::MAX
+                        && encoded_len(&packet, version).is_ok_and(|len| len > max_size as usize)
+                    {
+                        self.drop_too_large(&packet, alias, now);
+                        out.push(Action::DroppedTooLarge);
+                        continue;
                     }
                 }
-                if max_size != u32::MAX
-                    && encoded_len(&packet, version).is_ok_and(|len| len > max_size as usize)
-                {
-                    // MQTT-3.1.2-25: never send a packet larger than the
-                    // client accepts; the message is dropped.
-                    out.push(Action::DroppedTooLarge);
-                    continue;
-                }
+                out.push(Action::Send(packet));
             }
-            out.push(Action::Send(packet));
+        }
+    }
+
+    /// MQTT-3.1.2-25: a packet larger than the client accepts is discarded,
+    /// and the server behaves as if it had completed sending it: a QoS 1/2
+    /// exchange ends (freeing its window slot), and an alias it would have
+    /// set stays unknown to the client, so it is not bound.
+    fn drop_too_large(&mut self, packet: &Packet, alias: OutboundAlias, now: Instant) {
+        let Packet::Publish(publish) = packet else {
+            return;
+        };
+        if let OutboundAlias::Set(_) = alias {
+            self.outbound_aliases.forget(&publish.topic);
+        }
+        if let (Some(id), Some(session)) = (publish.packet_id, self.session.as_mut()) {
+            // The id was just put in flight by the session: neither call fails.
+            let _ = match publish.qos {
+                QoS::ExactlyOnce => {
+                    session.on_pubrec(id, ReasonCode::PacketTooLarge, now, &mut self.sent)
+                }
+                _ => session.on_puback(id, now, &mut self.sent),
+            };
         }
     }
 

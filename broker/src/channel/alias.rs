@@ -100,6 +100,14 @@ impl OutboundAliases {
         self.aliases.insert(topic.clone(), alias);
         OutboundAlias::Set(alias)
     }
+
+    /// Takes back the alias that the last [`Self::alias_for`] call assigned
+    /// to `topic` (its packet was not sent, so the client never learnt it).
+    /// Only the newest alias may be taken back: the next one is numbered
+    /// after the count of those assigned.
+    pub(crate) fn forget(&mut self, topic: &ByteStr) {
+        self.aliases.remove(topic);
+    }
 }
 
 #[cfg(test)]
