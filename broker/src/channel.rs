@@ -151,6 +151,18 @@ enum State {
 struct Will {
     message: Arc<Message>,
     delay: Duration,
+    /// The Will Message Expiry Interval, which runs from the will's
+    /// publication, not from CONNECT (MQTT 5 section 3.1.3.2.4).
+    expiry: Option<Duration>,
+}
+
+impl Will {
+    /// Dates the will message as published at `at`.
+    fn stamp(&mut self, at: Instant) {
+        let message = Arc::make_mut(&mut self.message);
+        message.received_at = at;
+        message.expires_at = self.expiry.map(|expiry| at + expiry);
+    }
 }
 
 /// One client connection's protocol state. See the module documentation.
@@ -295,6 +307,10 @@ impl Channel {
             self.will = Some(Will {
                 message: Arc::new(message),
                 delay,
+                expiry: will
+                    .properties
+                    .message_expiry_interval
+                    .map(|s| Duration::from_secs(s.into())),
             });
         }
         self.inbound_aliases = InboundAliases::new(if info.is_v5() {
@@ -582,13 +598,14 @@ impl Channel {
         }
         self.state = State::Disconnected;
         let expiry = self.info.as_ref().and_then(ConnInfo::session_expiry);
-        if let Some(will) = &self.will {
+        if let Some(will) = &mut self.will {
             // The will waits for its delay, or for the session's end if that
             // comes sooner (MQTT-3.1.3-9).
             let delay = match expiry {
                 Some(expiry) => will.delay.min(expiry),
                 None => will.delay,
             };
+            will.stamp(now + delay);
             if delay.is_zero() {
                 self.publish_will(out);
             } else {
@@ -641,6 +658,9 @@ impl Channel {
         }
         self.state = State::Ended;
         if clean_start {
+            if let Some(will) = self.will.as_mut() {
+                will.stamp(now);
+            }
             self.publish_will(out);
             self.session = None;
             None
