@@ -82,10 +82,14 @@ fn will(topic: &'static str, delay: Option<u32>) -> LastWill {
     }
 }
 
-/// The message the channel of `client_id` publishes for `will`, received at
-/// [`t0`].
+/// The message the channel of `client_id` publishes for `will` at [`t0`].
 fn will_message(will: &LastWill, client_id: &'static str) -> Arc<Message> {
-    Arc::new(super::will_message(will, ByteStr::from(client_id), t0()))
+    will_message_at(will, client_id, t0())
+}
+
+/// The message the channel of `client_id` publishes for `will` at `at`.
+fn will_message_at(will: &LastWill, client_id: &'static str, at: Instant) -> Arc<Message> {
+    Arc::new(super::will_message(will, ByteStr::from(client_id), at))
 }
 
 /// A PUBLISH on `topic` with payload "hi".

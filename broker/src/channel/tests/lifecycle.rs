@@ -77,7 +77,10 @@ fn the_will_timer_publishes_the_will_once() {
     close(&mut ch);
     let mut out = Vec::new();
     ch.will_timer(&mut out);
-    assert_actions(&out, &[Action::PublishWill(will_message(&w, "c"))]);
+    assert_actions(
+        &out,
+        &[Action::PublishWill(will_message_at(&w, "c", at(30)))],
+    );
     // The session then expires without a second will.
     let mut out = Vec::new();
     ch.will_timer(&mut out);
@@ -100,8 +103,66 @@ fn expiry_publishes_a_pending_will_then_terminates() {
     assert_actions(
         &out,
         &[
-            Action::PublishWill(will_message(&w, "c")),
+            Action::PublishWill(will_message_at(&w, "c", at(300))),
             Action::Terminate,
+        ],
+    );
+}
+
+#[test]
+fn the_will_message_expiry_runs_from_its_publication() {
+    // MQTT 5 section 3.1.3.2.4: the Message Expiry Interval of the will is
+    // its lifetime once published, however long the connection lasted.
+    let w = LastWill {
+        properties: WillProperties {
+            message_expiry_interval: Some(10),
+            ..WillProperties::default()
+        },
+        ..will("w", None)
+    };
+    let mut ch = open(connect_will(None, Some(w.clone())));
+    let mut out = Vec::new();
+    ch.closed(CloseCause::SocketClosed, at(100), &mut out);
+    let [Action::PublishWill(message), Action::Terminate] = out.as_slice() else {
+        panic!("expected the will then Terminate, got {out:?}");
+    };
+    assert_eq!(**message, *will_message_at(&w, "c", at(100)));
+    assert_eq!(
+        (message.received_at, message.expires_at),
+        (at(100), Some(at(110)))
+    );
+
+    // A delayed will is dated when its delay ends.
+    let w = LastWill {
+        properties: WillProperties {
+            will_delay_interval: Some(30),
+            message_expiry_interval: Some(10),
+            ..WillProperties::default()
+        },
+        ..will("w", None)
+    };
+    let mut ch = open(connect_will(Some(60), Some(w.clone())));
+    let mut out = Vec::new();
+    ch.closed(CloseCause::SocketClosed, at(100), &mut out);
+    ch.will_timer(&mut out);
+    assert_actions(
+        &out,
+        &[
+            Action::ScheduleWill(secs(30)),
+            Action::Park(Some(secs(60))),
+            Action::PublishWill(will_message_at(&w, "c", at(130))),
+        ],
+    );
+    // A clean-start takeover publishes it at the takeover.
+    let mut ch = open(connect_will(Some(60), Some(w.clone())));
+    let mut out = Vec::new();
+    ch.takeover(true, at(7), &mut out);
+    assert_actions(
+        &out,
+        &[
+            send_disconnect(ReasonCode::SessionTakenOver),
+            Action::Close,
+            Action::PublishWill(will_message_at(&w, "c", at(7))),
         ],
     );
 }
@@ -288,7 +349,7 @@ fn takeover_with_clean_start_publishes_the_will_and_ends_the_session() {
         &[
             send_disconnect(ReasonCode::SessionTakenOver),
             Action::Close,
-            Action::PublishWill(will_message(&w, "c")),
+            Action::PublishWill(will_message_at(&w, "c", at(1))),
         ],
     );
 }
