@@ -1,6 +1,8 @@
 //! Messages to the client: QoS and packet ids, outbound topic aliases, the
 //! client's Maximum Packet Size, No Local and retained messages.
 
+use std::time::Duration;
+
 use super::*;
 use crate::codec::{PubAck, PubComp, PubRec, PubRel};
 use crate::message::Delivery;
@@ -371,4 +373,49 @@ fn deliveries_while_away_are_sent_on_resume_not_before() {
         &[],
     );
     assert_eq!(ch.session().map(|s| s.info().mqueue_len), Some(1));
+}
+
+#[test]
+fn tick_resends_after_the_retry_interval_and_forgets_stale_qos2_ids() {
+    let config = ChannelConfig {
+        session: crate::session::SessionConfig {
+            retry_interval: Some(Duration::from_secs(5)),
+            await_rel_timeout: Duration::from_secs(30),
+            ..crate::session::SessionConfig::default()
+        },
+        ..ChannelConfig::default()
+    };
+    let (mut ch, _) = open_with(config, connect_v5("c"));
+    deliver(
+        &mut ch,
+        vec![Delivery::new(
+            message("a", QoS::AtLeastOnce),
+            granted(QoS::AtLeastOnce),
+        )],
+    );
+    step(
+        &mut ch,
+        Packet::Publish(publish("in", QoS::ExactlyOnce, Some(8))),
+    );
+
+    let mut out = Vec::new();
+    ch.tick(at(4), &mut out);
+    assert_actions(&out, &[]);
+    ch.tick(at(5), &mut out);
+    let resent = sent_publishes(&out);
+    assert_eq!(
+        (resent[0].topic.as_str(), resent[0].packet_id, resent[0].dup),
+        ("a", Some(1), true)
+    );
+
+    // Past await_rel_timeout the incoming QoS 2 id is forgotten: its late
+    // PUBREL is unknown (PUBCOMP 0x92).
+    let mut out = Vec::new();
+    ch.tick(at(30), &mut out);
+    let mut not_found = PubComp::new(8);
+    not_found.reason_code = ReasonCode::PacketIdentifierNotFound;
+    assert_actions(
+        &step_at(&mut ch, Packet::PubRel(PubRel::new(8)), at(31)),
+        &[Action::Send(Packet::PubComp(not_found))],
+    );
 }
