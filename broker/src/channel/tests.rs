@@ -222,8 +222,8 @@ fn close(ch: &mut Channel) -> Vec<Action> {
     out
 }
 
-/// Whether two actions are equal (`Action` holds no `PartialEq` of its own
-/// because a `Session` is not comparable; no action carries one).
+/// Whether two actions are equal, field by field (`Action` does not
+/// implement `PartialEq`).
 fn same(a: &Action, b: &Action) -> bool {
     use Action as A;
     match (a, b) {
