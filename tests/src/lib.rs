@@ -7,5 +7,6 @@
 //! - `tests/*.rs`: the suites; `mqtt_*` drive a node with rumqttc and raw
 //!   sockets, `cluster_*` drive several nodes as separate processes.
 
+pub mod cluster;
 pub mod mqtt;
 pub mod node;

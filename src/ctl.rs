@@ -1,0 +1,174 @@
+//! `girder ctl`: a client of a node's admin API (`admin.bind`, default
+//! port 18083), with output shaped like `emqx ctl`.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use girder_proto::admin::admin_service_client::AdminServiceClient;
+use girder_proto::admin::{self as pb, cluster_debug_request::Action};
+use tonic::transport::{Channel, Endpoint};
+
+/// `girder ctl [--node HOST:PORT] [--json] COMMAND`.
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The node's admin endpoint.
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:18083",
+        env = "GIRDER_CTL_NODE"
+    )]
+    pub node: String,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+/// The ctl commands.
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Whether the node runs, and which it is.
+    Status,
+    /// Cluster membership.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+/// `girder ctl cluster ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Running and stopped members, as this node sees them.
+    Status,
+    /// Join the cluster of NODE (`name@host` or `name@host:port`).
+    Join {
+        /// A member of the cluster to join.
+        #[arg(value_name = "NODE")]
+        target: String,
+    },
+    /// Make this node leave its cluster.
+    Leave,
+    /// Remove NODE from the cluster.
+    ForceLeave {
+        /// The node to remove.
+        #[arg(value_name = "NODE")]
+        target: String,
+    },
+    /// Fault injection on the link to PEER (nodes with fault injection only).
+    Debug {
+        /// The peer whose link is acted on.
+        peer: String,
+        /// cut, restore, drop, or delay=MS.
+        action: String,
+    },
+}
+
+async fn connect(node: &str) -> anyhow::Result<AdminServiceClient<Channel>> {
+    let channel = Endpoint::from_shared(format!("http://{node}"))
+        .context("invalid --node")?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(15))
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the admin endpoint at {node}"))?;
+    Ok(AdminServiceClient::new(channel))
+}
+
+fn status_line(s: &pb::ClusterStatusReply) -> String {
+    let list = |v: &[String]| {
+        v.iter()
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        "Cluster status: #{{running_nodes => [{}], stopped_nodes => [{}]}}",
+        list(&s.running_nodes),
+        list(&s.stopped_nodes)
+    )
+}
+
+fn status_json(s: &pb::ClusterStatusReply) -> serde_json::Value {
+    serde_json::json!({
+        "node": s.node,
+        "cluster": s.cluster,
+        "running_nodes": s.running_nodes,
+        "stopped_nodes": s.stopped_nodes,
+    })
+}
+
+/// Runs one ctl command against the node.
+pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
+    let mut client = connect(&args.node).await?;
+    let json = args.json;
+    match args.command {
+        CtlCommand::Status => {
+            let s = client.status(pb::StatusRequest {}).await?.into_inner();
+            if json {
+                let v = serde_json::json!({
+                    "node": s.node, "version": s.version, "uptime_ms": s.uptime_ms, "cluster": s.cluster, "status": "started",
+                });
+                println!("{v}");
+            } else {
+                println!("Node '{}' {} is started", s.node, s.version);
+            }
+        }
+        CtlCommand::Cluster(cmd) => {
+            let done = match cmd {
+                ClusterCommand::Status => None,
+                ClusterCommand::Join { target } => {
+                    client
+                        .cluster_join(pb::ClusterJoinRequest { node: target })
+                        .await?;
+                    Some("Join the cluster successfully.")
+                }
+                ClusterCommand::Leave => {
+                    client.cluster_leave(pb::ClusterLeaveRequest {}).await?;
+                    Some("Leave the cluster successfully.")
+                }
+                ClusterCommand::ForceLeave { target } => {
+                    client
+                        .cluster_force_leave(pb::ClusterForceLeaveRequest { node: target })
+                        .await?;
+                    Some("Remove the node from cluster successfully.")
+                }
+                ClusterCommand::Debug { peer, action } => {
+                    let action = match action.as_str() {
+                        "cut" => Action::Cut(pb::Cut {}),
+                        "restore" => Action::Restore(pb::Restore {}),
+                        "drop" => Action::Drop(pb::Drop {}),
+                        other => match other.strip_prefix("delay=").map(str::parse::<u32>) {
+                            Some(Ok(ms)) => Action::DelayMs(ms),
+                            _ => anyhow::bail!(
+                                "unknown action {other:?}: cut, restore, drop or delay=MS"
+                            ),
+                        },
+                    };
+                    client
+                        .cluster_debug(pb::ClusterDebugRequest {
+                            peer,
+                            action: Some(action),
+                        })
+                        .await?;
+                    Some("Fault applied.")
+                }
+            };
+            let s = client
+                .cluster_status(pb::ClusterStatusRequest {})
+                .await?
+                .into_inner();
+            if json {
+                println!("{}", status_json(&s));
+            } else {
+                if let Some(done) = done {
+                    println!("{done}");
+                }
+                println!("{}", status_line(&s));
+            }
+        }
+    }
+    Ok(())
+}
