@@ -4,6 +4,7 @@
 //! It only parses the command line, loads the configuration, installs the
 //! log subscriber and starts a node; everything else lives in the crates.
 
+mod bench;
 mod logging;
 
 use std::path::PathBuf;
@@ -43,6 +44,9 @@ enum Command {
     },
     /// Print the default configuration file, with comments.
     GenerateConfig,
+    /// Load a broker with MQTT benchmark traffic (emqtt-bench style), or
+    /// report on earlier runs.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
             print!("{}", girder_config::default_file());
             ExitCode::SUCCESS
         }
+        Command::Bench(args) => bench::run(args),
     }
 }
 

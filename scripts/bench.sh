@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Benchmarks girder against Mosquitto and rumqttd on this machine, one broker
+# at a time, with the same load generator (`girder bench`) and the same load.
+#
+#   scripts/bench.sh [--quick] [--brokers girder,mosquitto,rumqttd] [--out DIR]
+#
+# Installs what it needs (mosquitto from Debian, rumqttd with cargo install,
+# a font for the chart), builds girder in release, then for every scenario and
+# every broker: starts the broker on its own loopback port with a fresh state,
+# runs the scenario (the generator samples the broker's CPU and RSS from
+# /proc), stops the broker. Results: DIR/<scenario>--<broker>.json, DIR/*.log,
+# DIR/report.md (tables with girder / best peer ratios) and DIR/chart.png.
+#
+# Every run is bounded: each scenario by its --duration plus connect and
+# drain deadlines, and by `timeout` around it. Open files are capped at about
+# 20,000 per process here, so connection counts stay below 19,500.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+MODE=full
+BROKERS=girder,mosquitto,rumqttd
+OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) MODE=quick ;;
+    --full) MODE=full ;;
+    --brokers) BROKERS=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+OUT=${OUT:-bench-results/$(date -u +%Y-%m-%dT%H%M%SZ)-$MODE}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+WORK=$(mktemp -d)
+trap 'stop_broker; rm -rf "$WORK"' EXIT
+
+log() { echo "bench.sh: $*" >&2; }
+
+# --- setup ---------------------------------------------------------------
+need_apt=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing ${need_apt[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+systemctl stop mosquitto >/dev/null 2>&1 || true
+
+RUMQTTD=$(command -v rumqttd || echo "$HOME/.cargo/bin/rumqttd")
+if [[ ",$BROKERS," == *,rumqttd,* ]] && [ ! -x "$RUMQTTD" ]; then
+  log "cargo install --locked rumqttd"
+  t0=$(date +%s)
+  if cargo install --locked rumqttd >"$OUT/rumqttd-install.log" 2>&1; then
+    log "rumqttd installed in $(( $(date +%s) - t0 ))s"
+  else
+    log "rumqttd failed to install after $(( $(date +%s) - t0 ))s: it is marked missing"
+  fi
+fi
+
+log "building girder (release)"
+cargo build --release -p girder >"$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
+GIRDER=${CARGO_TARGET_DIR:-$ROOT/target}/release/girder
+
+ulimit -n "$(ulimit -Hn)"
+
+# --- brokers -------------------------------------------------------------
+# Fixed loopback ports, one per broker. Limits lifted or aligned the same way
+# where the broker allows it: no connection limit, a window of 100 messages
+# in flight per client, queues of 1000 messages per client (QoS 0 included).
+PORT_girder=21883
+PORT_mosquitto=21884
+PORT_rumqttd=21885
+
+write_configs() {
+  cat >"$WORK/mosquitto.conf" <<CONF
+listener $PORT_mosquitto 127.0.0.1
+allow_anonymous true
+max_connections -1
+max_inflight_messages 100
+max_queued_messages 1000
+persistence false
+log_dest none
+CONF
+  cat >"$WORK/rumqttd.toml" <<CONF
+id = 0
+
+[router]
+id = 0
+max_connections = 20010
+max_outgoing_packet_count = 1000
+max_segment_size = 104857600
+max_segment_count = 10
+
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:$PORT_rumqttd"
+next_connection_delay_ms = 0
+    [v4.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 1048576
+    max_inflight_count = 100
+    dynamic_filters = true
+
+[v5.1]
+name = "v5-1"
+listen = "127.0.0.1:$((PORT_rumqttd + 100))"
+next_connection_delay_ms = 0
+    [v5.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 1048576
+    max_inflight_count = 100
+CONF
+}
+
+BROKER_PID=""
+start_broker() { # broker version -> sets BROKER_PID and BROKER_ADDR
+  local broker=$1 version=$2 port
+  case "$broker" in
+    girder)
+      port=$PORT_girder
+      "$GIRDER" start --set "listeners.tcp.default.bind=127.0.0.1:$port" \
+        --set admin.enable=false --set mqtt.max_inflight=100 \
+        --set mqtt.max_mqueue_len=1000 --set listeners.tcp.default.tcp_options.backlog=4096 \
+        >"$OUT/broker-girder.log" 2>&1 &
+      ;;
+    mosquitto)
+      port=$PORT_mosquitto
+      "$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$OUT/broker-mosquitto.log" 2>&1 &
+      ;;
+    rumqttd)
+      port=$PORT_rumqttd
+      [ "$version" = 5 ] && port=$((PORT_rumqttd + 100))
+      "$RUMQTTD" -c "$WORK/rumqttd.toml" >"$OUT/broker-rumqttd.log" 2>&1 &
+      ;;
+  esac
+  BROKER_PID=$!
+  BROKER_ADDR=127.0.0.1:$port
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    kill -0 "$BROKER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  log "$broker did not open port $port"
+  stop_broker
+  return 1
+}
+
+stop_broker() {
+  [ -n "$BROKER_PID" ] || return 0
+  kill -TERM "$BROKER_PID" 2>/dev/null || true
+  for _ in $(seq 100); do
+    kill -0 "$BROKER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$BROKER_PID" 2>/dev/null || true
+  wait "$BROKER_PID" 2>/dev/null || true
+  BROKER_PID=""
+}
+
+available() {
+  case "$1" in
+    girder) [ -x "$GIRDER" ] ;;
+    mosquitto) [ -x "$MOSQUITTO" ] ;;
+    rumqttd) [ -x "$RUMQTTD" ] ;;
+    *) return 1 ;;
+  esac
+}
+
+# --- scenarios -----------------------------------------------------------
+# name|mqtt version|girder bench arguments. Sizes: quick / full.
+if [ "$MODE" = quick ]; then
+  D=3; IDLE1=1000; IDLE2=2000; FANOUT=200; PAIRS=200; PAIR_RATE=4000; STORM_SUBS=50; STORM_RET=200
+else
+  D=15; IDLE1=10000; IDLE2=19000; FANOUT=1000; PAIRS=1000; PAIR_RATE=20000; STORM_SUBS=200; STORM_RET=1000
+fi
+SCENARIOS=(
+  "idle-$IDLE1|3|conn -c $IDLE1 --connect-rate 5000 --sources 4 --hold $D -d $((D + 5))"
+  "idle-$IDLE2|3|conn -c $IDLE2 --connect-rate 5000 --sources 4 --hold $D -d $((D + 5))"
+  "fan-in-q0|3|pubsub --publishers 100 -t bench/fanin/%i --subscribers 1 --sub-topic bench/fanin/# -q 0 --inflight 5000 -d $D"
+  "fan-in-q1|3|pubsub --publishers 100 -t bench/fanin/%i --subscribers 1 --sub-topic bench/fanin/# -q 1 --sub-qos 1 --inflight 1000 -d $D"
+  "fan-out-100|3|pubsub --publishers 1 -t bench/fanout --subscribers $FANOUT --sub-topic bench/fanout -q 0 --rate 100 -d $D"
+  "fan-out-max|3|pubsub --publishers 1 -t bench/fanout --subscribers $FANOUT --sub-topic bench/fanout -q 0 --inflight $((FANOUT * 50)) -d $D"
+  "pairs-q0-v3|3|pubsub --publishers $PAIRS -t bench/pair/%i --subscribers $PAIRS --sub-topic bench/pair/%i -q 0 --rate $PAIR_RATE -d $D --sources 2"
+  "pairs-q1-v3|3|pubsub --publishers $PAIRS -t bench/pair/%i --subscribers $PAIRS --sub-topic bench/pair/%i -q 1 --sub-qos 1 --rate $PAIR_RATE -d $D --sources 2"
+  "pairs-q0-v5|5|pubsub --publishers $PAIRS -t bench/pair/%i --subscribers $PAIRS --sub-topic bench/pair/%i -q 0 --rate $PAIR_RATE -d $D --sources 2"
+  "pairs-q1-v5|5|pubsub --publishers $PAIRS -t bench/pair/%i --subscribers $PAIRS --sub-topic bench/pair/%i -q 1 --sub-qos 1 --rate $PAIR_RATE -d $D --sources 2"
+  "retained-storm|3|storm --retained $STORM_RET --subscribers $STORM_SUBS --connect-rate 1000 -d $((D * 4))"
+  "shared-group|3|pubsub --publishers 10 -t bench/shared/%i --subscribers 10 --sub-topic \$share/g/bench/shared/# -q 1 --sub-qos 1 --inflight 1000 -d $D"
+)
+
+write_configs
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "mode: $MODE"
+  echo "nproc: $(nproc)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+  echo "memory: $(free -h | awk '/Mem:/ {print $2}')"
+  echo "kernel: $(uname -r)"
+  echo "girder: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "mosquitto: $("$MOSQUITTO" -h 2>/dev/null | head -1 || true)"
+  echo "rumqttd: $( [ -x "$RUMQTTD" ] && "$RUMQTTD" --version 2>/dev/null || echo missing)"
+} >"$OUT/machine.txt"
+cat "$OUT/machine.txt" >&2
+
+IFS=',' read -r -a BROKER_LIST <<<"$BROKERS"
+for entry in "${SCENARIOS[@]}"; do
+  IFS='|' read -r name version args <<<"$entry"
+  for broker in "${BROKER_LIST[@]}"; do
+    if ! available "$broker"; then
+      log "$broker missing: $name skipped"
+      continue
+    fi
+    log "== $name on $broker"
+    start_broker "$broker" "$version" || continue
+    # shellcheck disable=SC2086 # the arguments are split on purpose
+    if ! timeout 600 "$GIRDER" bench $args --mqtt "$version" --host "$BROKER_ADDR" \
+      --broker-pid "$BROKER_PID" --broker-name "$broker" --label "$name" \
+      --prefix "bench-$broker" --out "$OUT/$name--$broker.json" 2>"$OUT/$name--$broker.log"; then
+      log "$name on $broker failed (see $OUT/$name--$broker.log)"
+      tail -3 "$OUT/$name--$broker.log" >&2 || true
+    fi
+    stop_broker
+  done
+done
+
+"$GIRDER" bench report "$OUT" --subject girder --brokers "$BROKERS"
+log "results in $OUT"
