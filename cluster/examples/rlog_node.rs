@@ -1,0 +1,240 @@
+//! A node running the distribution layer and the replicated tables, driven
+//! by a line protocol on stdin (one answer line per command on stdout). Used
+//! by the multi-process rlog tests and the benchmark until `girder start`
+//! runs the cluster layer.
+//!
+//! ```text
+//! rlog_node --name c1@127.0.0.1 --dist 127.0.0.1:4371 --role core \
+//!           --core c1@127.0.0.1:4371 --core c2@127.0.0.1:4372 --data-dir /tmp/c1
+//! ```
+//!
+//! Shards: `auth` (consensus; tables `users`, `acl`) and `route` (owned;
+//! tables `routes`, `registry`). Commands:
+//!
+//! ```text
+//! put TABLE KEY VALUE        consensus write (shard auth)   -> ok INDEX | err MSG
+//! del TABLE KEY                                             -> ok INDEX | err MSG
+//! bulk TABLE PREFIX N BATCH  N puts, BATCH per entry, 16 writers -> ok SECS
+//! oput TABLE KEY VALUE       owned write                    -> ok SEQ
+//! odel TABLE KEY                                            -> ok SEQ
+//! obulk TABLE PREFIX N       N owned puts                   -> ok SECS
+//! get TABLE KEY                                             -> val V | none
+//! oget TABLE KEY                                            -> val OWNER=V,... | none
+//! count TABLE                                               -> count N
+//! digest TABLE                                              -> digest N HASH
+//! status                                                    -> status {json-ish}
+//! wait INDEX MS              wait until auth applied INDEX  -> ok | timeout
+//! cut NODE / restore NODE    fault injection on the link    -> ok
+//! ```
+
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use girder_cluster::rlog::{Op, Rlog, RlogOptions, ShardKind, ShardSpec};
+use girder_cluster::{start, ClusterOptions, Discovery, FaultAction, NodeName};
+use std::io::{BufRead, Write};
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[arg(long)]
+    name: String,
+    #[arg(long, default_value = "girder")]
+    cookie: String,
+    #[arg(long)]
+    dist: SocketAddr,
+    #[arg(long, default_value = "core")]
+    role: String,
+    /// Core nodes as name@host:port (voters; what replicants follow).
+    #[arg(long = "core")]
+    cores: Vec<String>,
+    /// Other nodes to link to (name@host:port).
+    #[arg(long = "seed")]
+    seeds: Vec<String>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 3000)]
+    grace_ms: u64,
+    #[arg(long, default_value_t = 200_000)]
+    retain: usize,
+    #[arg(long, default_value_t = 100_000)]
+    snapshot_every: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let mut o = ClusterOptions::new(&cli.name, &cli.cookie, "girder")?;
+    o.dist_bind = cli.dist;
+    o.heartbeat_interval = Duration::from_millis(200);
+    o.heartbeat_misses = 3;
+    o.discovery_interval = Duration::from_millis(300);
+    o.backoff.max = Duration::from_millis(300);
+    o.fault_injection = true;
+    let mut seeds: Vec<String> = cli.seeds.clone();
+    seeds.extend(cli.cores.iter().cloned());
+    seeds.retain(|s| !s.starts_with(&format!("{}:", cli.name)));
+    if !seeds.is_empty() {
+        o.discovery = Discovery::Static { seeds };
+    }
+    let handle = start(o).await?;
+    let mut opts = RlogOptions {
+        role: cli.role.parse()?,
+        data_dir: cli.data_dir.clone(),
+        owner_grace: Duration::from_millis(cli.grace_ms),
+        retain: cli.retain,
+        snapshot_every: cli.snapshot_every,
+        ..RlogOptions::default()
+    };
+    for c in &cli.cores {
+        let name = c.rsplit_once(':').map_or(c.as_str(), |(n, _)| n);
+        opts.core_nodes.push(NodeName::parse(name)?);
+    }
+    opts.shards = vec![
+        ShardSpec::new("auth", ShardKind::Consensus, &["users", "acl"]),
+        ShardSpec::new("route", ShardKind::Owned, &["routes", "registry"]),
+    ];
+    let rlog = Rlog::start(handle.clone(), opts).await?;
+    // stdin is read on a thread: the workspace's tokio has no io-std.
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut out = std::io::stdout();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    while let Some(line) = lines.recv().await {
+        let answer = run(&rlog, &handle, line.trim()).await;
+        writeln!(out, "{answer}")?;
+        out.flush()?;
+    }
+    rlog.shutdown().await;
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn run(rlog: &Rlog, handle: &girder_cluster::ClusterHandle, line: &str) -> String {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let res: anyhow::Result<String> = async {
+        Ok(match w.as_slice() {
+            ["put", t, k, v] => {
+                let i = rlog
+                    .write("auth", vec![Op::put(t, k.to_string(), v.to_string())])
+                    .await?;
+                format!("ok {i}")
+            }
+            ["del", t, k] => format!(
+                "ok {}",
+                rlog.write("auth", vec![Op::delete(t, k.to_string())])
+                    .await?
+            ),
+            ["bulk", t, prefix, n, batch] => {
+                let (n, batch): (usize, usize) = (n.parse()?, batch.parse()?);
+                let started = Instant::now();
+                let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let mut tasks = Vec::new();
+                for _ in 0..16 {
+                    let (rlog, next, t, prefix) = (
+                        rlog.clone(),
+                        next.clone(),
+                        t.to_string(),
+                        prefix.to_string(),
+                    );
+                    tasks.push(tokio::spawn(async move {
+                        loop {
+                            let i = next.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
+                            if i >= n {
+                                return Ok::<(), girder_cluster::rlog::RlogError>(());
+                            }
+                            let ops = (i..(i + batch).min(n))
+                                .map(|j| Op::put(&t, format!("{prefix}{j}"), format!("v{j}")))
+                                .collect();
+                            rlog.write("auth", ops).await?;
+                        }
+                    }));
+                }
+                for t in tasks {
+                    t.await??;
+                }
+                format!("ok {:.3}", started.elapsed().as_secs_f64())
+            }
+            ["oput", t, k, v] => format!(
+                "ok {}",
+                rlog.write_owned(t, k.to_string(), Some(v.to_string().into()))?
+            ),
+            ["odel", t, k] => format!("ok {}", rlog.write_owned(t, k.to_string(), None)?),
+            ["obulk", t, prefix, n] => {
+                let n: usize = n.parse()?;
+                let started = Instant::now();
+                for j in 0..n {
+                    rlog.write_owned(t, format!("{prefix}{j}"), Some(format!("v{j}").into()))?;
+                }
+                format!("ok {:.3}", started.elapsed().as_secs_f64())
+            }
+            ["get", t, k] => match rlog.read(t, k.as_bytes()) {
+                Some(v) => format!("val {}", String::from_utf8_lossy(&v)),
+                None => "none".into(),
+            },
+            ["oget", t, k] => {
+                let owners = rlog.read_owned(t, k.as_bytes());
+                if owners.is_empty() {
+                    "none".into()
+                } else {
+                    let parts: Vec<String> = owners
+                        .iter()
+                        .map(|(n, v)| format!("{n}={}", String::from_utf8_lossy(v)))
+                        .collect();
+                    format!("val {}", parts.join(","))
+                }
+            }
+            ["count", t] => format!("count {}", rlog.count(t)),
+            ["digest", t] => {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                let rows = rlog.scan(t, b"");
+                let owned = rlog.scan_owned(t, b"");
+                rows.hash(&mut h);
+                for (k, n, v) in &owned {
+                    (k, n.as_str(), v).hash(&mut h);
+                }
+                format!("digest {} {:016x}", rows.len() + owned.len(), h.finish())
+            }
+            ["status"] => format!("status {:?}", rlog.status()),
+            ["wait", i, ms] => {
+                let ok = rlog
+                    .wait_applied("auth", i.parse()?, Duration::from_millis(ms.parse()?))
+                    .await;
+                if ok {
+                    "ok".into()
+                } else {
+                    "timeout".into()
+                }
+            }
+            ["cut", n] => {
+                handle.inject_fault(&NodeName::parse(n)?, FaultAction::Cut)?;
+                "ok".into()
+            }
+            ["restore", n] => {
+                handle.inject_fault(&NodeName::parse(n)?, FaultAction::Restore)?;
+                "ok".into()
+            }
+            _ => "err unknown command".into(),
+        })
+    }
+    .await;
+    match res {
+        Ok(s) => s,
+        Err(e) => format!("err {}", e.to_string().replace('\n', " ")),
+    }
+}

@@ -1,0 +1,378 @@
+//! Consensus shards: one openraft group per shard, voters = the cores, its
+//! RPCs carried as payloads over the distribution links to
+//! `girder.rlog.raft.<shard>`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use girder_proto::rlog as pb;
+use openraft::error::{
+    ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
+    Unreachable,
+};
+use openraft::network::RPCOption;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Config, Raft, RaftNetwork, RaftNetworkFactory, SnapshotPolicy};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::info;
+
+use super::feed::ops_to_pb;
+use super::node::{Tables, RLOG, T_WRITE, T_WRITE_REPLY};
+use super::storage::{open_db, LogStore, StateMachine};
+use super::store::{Op, ShardKind};
+use super::{RlogError, RlogOptions};
+use crate::handle::ClusterHandle;
+use crate::options::NodeName;
+use crate::process::{Payload, RemoteMessage};
+
+/// A log entry's data: a protobuf `Ops`, carried as hex in openraft's serde
+/// forms (its RPCs and stored entries).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Batch(pub(crate) Vec<u8>);
+
+impl fmt::Display for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Batch({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Batch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(self.0.len() * 2);
+        for b in &self.0 {
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+        s.serialize_str(&out)
+    }
+}
+
+impl<'de> Deserialize<'de> for Batch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Ok(c - b'0'),
+            b'a'..=b'f' => Ok(c - b'a' + 10),
+            _ => Err(serde::de::Error::custom("not hex")),
+        };
+        let b = s.as_bytes();
+        if b.len() % 2 != 0 {
+            return Err(serde::de::Error::custom("odd hex length"));
+        }
+        b.chunks(2)
+            .map(|p| Ok(digit(p[0])? << 4 | digit(p[1])?))
+            .collect::<Result<Vec<u8>, D::Error>>()
+            .map(Batch)
+    }
+}
+
+openraft::declare_raft_types!(
+    /// The openraft types of a consensus shard.
+    pub(crate) TypeConfig:
+        D = Batch,
+        R = u64,
+        NodeId = u64,
+        Node = BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        Responder = openraft::impls::OneshotResponder<TypeConfig>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A node's Raft id: FNV-1a of its name (stable across restarts and nodes).
+pub(crate) fn node_id(name: &NodeName) -> u64 {
+    name.as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+fn raft_name(shard: &str) -> String {
+    format!("girder.rlog.raft.{shard}")
+}
+
+const T_APPEND: &str = "girder.rlog.raft.Append";
+const T_VOTE: &str = "girder.rlog.raft.Vote";
+const T_SNAPSHOT: &str = "girder.rlog.raft.Snapshot";
+
+/// The consensus shards of a core.
+pub(crate) struct RaftShards {
+    rafts: HashMap<String, Raft<TypeConfig>>,
+}
+
+impl fmt::Debug for RaftShards {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RaftShards")
+            .field("shards", &self.rafts.len())
+            .finish()
+    }
+}
+
+impl RaftShards {
+    pub(crate) async fn start(
+        handle: &ClusterHandle,
+        opts: &RlogOptions,
+        tables: &Arc<Tables>,
+    ) -> Result<Self, RlogError> {
+        let db = open_db(opts.data_dir.as_deref())?;
+        let hb = opts.raft_heartbeat.as_millis().max(10) as u64;
+        let config = Arc::new(
+            Config {
+                cluster_name: handle.cluster_name().to_owned(),
+                heartbeat_interval: hb,
+                election_timeout_min: hb * 3,
+                election_timeout_max: hb * 6,
+                snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_every),
+                max_in_snapshot_log_to_keep: opts.snapshot_every / 2,
+                ..Default::default()
+            }
+            .validate()
+            .map_err(|e| RlogError::InvalidOption(e.to_string()))?,
+        );
+        let me = handle.node().clone();
+        let members: BTreeMap<u64, BasicNode> = opts
+            .core_nodes
+            .iter()
+            .map(|n| (node_id(n), BasicNode::new(n.as_str())))
+            .collect();
+        let mut rafts = HashMap::new();
+        for spec in opts
+            .shards
+            .iter()
+            .filter(|s| s.kind == ShardKind::Consensus)
+        {
+            let shard = spec.name.clone();
+            let log = LogStore::new(db.clone(), &shard)?;
+            let sm = StateMachine::open(db.clone(), &shard, tables.clone(), opts)?;
+            let fresh = log.is_fresh()?;
+            let net = Net {
+                handle: handle.clone(),
+                shard: shard.clone(),
+            };
+            let raft = Raft::new(node_id(&me), config.clone(), net, log, sm)
+                .await
+                .map_err(|e| RlogError::Storage(e.to_string()))?;
+            if fresh && members.contains_key(&node_id(&me)) {
+                // Every core initializes with the same voter set; openraft
+                // accepts that, and refuses it on a core that has state.
+                if let Err(e) = raft.initialize(members.clone()).await {
+                    info!(%shard, cause = %e, "raft initialize skipped");
+                }
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            handle.register(&raft_name(&shard), tx)?;
+            tokio::spawn(serve(raft.clone(), rx));
+            rafts.insert(shard, raft);
+        }
+        Ok(Self { rafts })
+    }
+
+    pub(crate) async fn shutdown(&self) {
+        for raft in self.rafts.values() {
+            let _ = raft.shutdown().await;
+        }
+    }
+
+    /// The leader of a shard as this core knows it.
+    pub(crate) fn leader(&self, shard: &str) -> Option<NodeName> {
+        let raft = self.rafts.get(shard)?;
+        let m = raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        let name = m
+            .membership_config
+            .nodes()
+            .find(|(id, _)| **id == leader)
+            .and_then(|(_, n)| NodeName::parse(&n.addr).ok());
+        name
+    }
+
+    /// Commits `ops` through the leader: locally when this core leads,
+    /// else forwarded to the leader's `girder.rlog`.
+    pub(crate) async fn write(
+        &self,
+        handle: &ClusterHandle,
+        shard: &str,
+        ops: Vec<Op>,
+    ) -> Result<u64, RlogError> {
+        let raft = self
+            .rafts
+            .get(shard)
+            .ok_or_else(|| RlogError::UnknownShard(shard.to_owned()))?;
+        let data = pb::Ops {
+            ops: ops_to_pb(&ops),
+        }
+        .encode_to_vec();
+        let timeout = raft.config().election_timeout_max * 20;
+        let deadline = Instant::now() + Duration::from_millis(timeout.max(2000));
+        let mut last = String::from("no leader");
+        while Instant::now() < deadline {
+            match raft.client_write(Batch(data.clone())).await {
+                Ok(r) => return Ok(r.log_id.index),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    match f.leader_node.and_then(|n| NodeName::parse(&n.addr).ok()) {
+                        Some(leader) if leader != *handle.node() => {
+                            let req = pb::Write {
+                                shard: shard.to_owned(),
+                                ops: ops_to_pb(&ops),
+                            };
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            match handle
+                                .call(&leader, RLOG, Payload::encode(T_WRITE, &req), left)
+                                .await
+                            {
+                                Ok(p) => {
+                                    return Ok(p.decode::<pb::WriteReply>(T_WRITE_REPLY)?.index)
+                                }
+                                Err(e) => last = format!("leader {leader}: {e}"),
+                            }
+                        }
+                        _ => last = "no leader".into(),
+                    }
+                }
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        Err(RlogError::NoQuorum {
+            shard: shard.to_owned(),
+            reason: last,
+        })
+    }
+}
+
+/// Answers openraft RPCs from the other cores, in arrival order.
+async fn serve(raft: Raft<TypeConfig>, mut rx: mpsc::UnboundedReceiver<RemoteMessage>) {
+    while let Some(msg) = rx.recv().await {
+        let Some(reply) = msg.reply else { continue };
+        let p = msg.payload;
+        let answer = match p.type_name.as_str() {
+            T_APPEND => match serde_json::from_slice::<AppendEntriesRequest<TypeConfig>>(&p.data) {
+                Ok(req) => serde_json::to_vec(&raft.append_entries(req).await),
+                Err(e) => Err(e),
+            },
+            T_VOTE => match serde_json::from_slice::<VoteRequest<u64>>(&p.data) {
+                Ok(req) => serde_json::to_vec(&raft.vote(req).await),
+                Err(e) => Err(e),
+            },
+            T_SNAPSHOT => {
+                match serde_json::from_slice::<InstallSnapshotRequest<TypeConfig>>(&p.data) {
+                    Ok(req) => serde_json::to_vec(&raft.install_snapshot(req).await),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => continue,
+        };
+        match answer {
+            Ok(bytes) => reply.reply(Ok(Payload::new(p.type_name, bytes))),
+            Err(e) => reply.reply(Err(e.to_string())),
+        }
+    }
+}
+
+/// Builds connections to the other cores of one shard.
+#[derive(Clone, Debug)]
+pub(crate) struct Net {
+    handle: ClusterHandle,
+    shard: String,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Net {
+    type Network = Conn;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Conn {
+        Conn {
+            handle: self.handle.clone(),
+            name: raft_name(&self.shard),
+            target,
+            to: NodeName::parse(&node.addr).ok(),
+        }
+    }
+}
+
+/// openraft's RPCs to one core.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    handle: ClusterHandle,
+    name: String,
+    target: u64,
+    to: Option<NodeName>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct NetError(String);
+
+impl Conn {
+    async fn rpc<Req, Resp, E>(
+        &self,
+        kind: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
+    where
+        Req: Serialize,
+        Resp: for<'de> Deserialize<'de>,
+        E: std::error::Error + for<'de> Deserialize<'de>,
+    {
+        let Some(to) = &self.to else {
+            return Err(RPCError::Unreachable(Unreachable::new(&NetError(
+                "bad node name".into(),
+            ))));
+        };
+        let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let reply = self
+            .handle
+            .call(to, &self.name, Payload::new(kind, body), option.hard_ttl())
+            .await
+            .map_err(|e| match e {
+                crate::ClusterError::Timeout { .. } => RPCError::Network(NetworkError::new(&e)),
+                other => RPCError::Unreachable(Unreachable::new(&other)),
+            })?;
+        let r: Result<Resp, RaftError<u64, E>> = serde_json::from_slice(&reply.data)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Conn {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        self.rpc(T_APPEND, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<u64>,
+        RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
+    > {
+        self.rpc(T_SNAPSHOT, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        let r = self.rpc(T_VOTE, &rpc, &option).await;
+        if let Err(e) = &r {
+            tracing::debug!(cause = %e, "raft vote rpc failed");
+        }
+        r
+    }
+}

@@ -1,0 +1,281 @@
+//! A cluster of `rlog_node` processes (girder-cluster's example that runs
+//! the distribution layer and the replicated tables), driven by its line
+//! protocol. Each node is killed and reaped when dropped.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::node::free_port;
+
+fn target_dir() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("..").join("target"))
+}
+
+/// Path of the `rlog_node` example, built on first use (`RLOG_NODE_BIN`
+/// overrides it).
+pub fn rlog_node_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("RLOG_NODE_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let _ = Command::new(cargo)
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "girder-cluster",
+                "--example",
+                "rlog_node",
+            ])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status();
+    });
+    let path = target_dir()
+        .join("debug")
+        .join("examples")
+        .join("rlog_node");
+    if !path.exists() {
+        bail!("{} is missing", path.display());
+    }
+    Ok(path)
+}
+
+/// How to start one node.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// `name@127.0.0.1`.
+    pub name: String,
+    /// Its distribution port.
+    pub port: u16,
+    /// `core` or `replicant`.
+    pub role: String,
+}
+
+/// One running `rlog_node`.
+#[derive(Debug)]
+pub struct RlogNode {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    /// Its spec.
+    pub spec: NodeSpec,
+}
+
+impl RlogNode {
+    /// Sends one command and returns its answer line.
+    pub fn cmd(&mut self, line: &str) -> Result<String> {
+        writeln!(self.stdin, "{line}")?;
+        self.stdin.flush()?;
+        self.lines
+            .recv_timeout(Duration::from_secs(40))
+            .with_context(|| format!("{}: no answer to {line:?}", self.spec.name))
+    }
+
+    /// Polls `line` until `ok` accepts the answer, or fails after `within`.
+    pub fn wait_for(
+        &mut self,
+        line: &str,
+        within: Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let a = self.cmd(line)?;
+            if ok(&a) {
+                return Ok(a);
+            }
+            if Instant::now() > deadline {
+                bail!("{}: {line:?} still answers {a:?}", self.spec.name);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for RlogNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A cluster of cores and replicants on loopback.
+#[derive(Debug)]
+pub struct RlogCluster {
+    /// The nodes, cores first; `None` while stopped.
+    pub nodes: Vec<Option<RlogNode>>,
+    specs: Vec<NodeSpec>,
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
+}
+
+impl RlogCluster {
+    /// Starts `cores` cores and `replicants` replicants, and waits until
+    /// every node answers.
+    pub fn start(cores: usize, replicants: usize, extra: &[&str]) -> Result<Self> {
+        let mut specs = Vec::new();
+        for i in 1..=cores {
+            specs.push(NodeSpec {
+                name: format!("c{i}@127.0.0.1"),
+                port: free_port(),
+                role: "core".into(),
+            });
+        }
+        for i in 1..=replicants {
+            specs.push(NodeSpec {
+                name: format!("r{i}@127.0.0.1"),
+                port: free_port(),
+                role: "replicant".into(),
+            });
+        }
+        let mut c = Self {
+            nodes: Vec::new(),
+            specs,
+            dir: tempfile::Builder::new().prefix("girder-rlog-").tempdir()?,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        for i in 0..c.specs.len() {
+            let n = c.spawn(i)?;
+            c.nodes.push(Some(n));
+        }
+        Ok(c)
+    }
+
+    fn spawn(&self, i: usize) -> Result<RlogNode> {
+        let spec = self.specs[i].clone();
+        let mut cmd = Command::new(rlog_node_bin()?);
+        cmd.arg("--name")
+            .arg(&spec.name)
+            .arg("--dist")
+            .arg(format!("127.0.0.1:{}", spec.port))
+            .arg("--role")
+            .arg(&spec.role)
+            .arg("--data-dir")
+            .arg(self.dir.path().join(&spec.name));
+        for s in &self.specs {
+            let flag = if s.role == "core" { "--core" } else { "--seed" };
+            cmd.arg(flag).arg(format!("{}:{}", s.name, s.port));
+        }
+        cmd.args(&self.extra);
+        let log = std::fs::File::create(self.dir.path().join(format!("{}.log", spec.name)))?;
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()?;
+        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut node = RlogNode {
+            child,
+            stdin,
+            lines: rx,
+            spec,
+        };
+        let first = node
+            .lines
+            .recv_timeout(Duration::from_secs(30))
+            .context("node did not start")?;
+        if first != "ready" {
+            bail!("{}: unexpected first line {first:?}", node.spec.name);
+        }
+        Ok(node)
+    }
+
+    /// The node at `i`; fails if it is stopped.
+    pub fn node(&mut self, i: usize) -> Result<&mut RlogNode> {
+        self.nodes[i]
+            .as_mut()
+            .ok_or_else(|| anyhow!("node {i} is stopped"))
+    }
+
+    /// The node named `name`'s index.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.specs.iter().position(|s| s.name == name)
+    }
+
+    /// Kills node `i` (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i] = None;
+    }
+
+    /// Starts node `i` again with the same name, port and data dir.
+    pub fn restart(&mut self, i: usize) -> Result<()> {
+        self.nodes[i] = None;
+        let n = self.spawn(i)?;
+        self.nodes[i] = Some(n);
+        Ok(())
+    }
+
+    /// Cuts node `i` off from every other node (both directions refused).
+    pub fn isolate(&mut self, i: usize) -> Result<()> {
+        let others: Vec<String> = self
+            .specs
+            .iter()
+            .filter(|s| s.name != self.specs[i].name)
+            .map(|s| s.name.clone())
+            .collect();
+        for o in others {
+            self.node(i)?.cmd(&format!("cut {o}"))?;
+        }
+        Ok(())
+    }
+
+    /// Lifts the faults of `isolate`.
+    pub fn heal(&mut self, i: usize) -> Result<()> {
+        let others: Vec<String> = self
+            .specs
+            .iter()
+            .filter(|s| s.name != self.specs[i].name)
+            .map(|s| s.name.clone())
+            .collect();
+        for o in others {
+            self.node(i)?.cmd(&format!("restore {o}"))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every running node gives the same answer to `line`,
+    /// accepted by `ok`; returns it.
+    pub fn converge(
+        &mut self,
+        line: &str,
+        within: Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut answers = Vec::new();
+            for n in self.nodes.iter_mut().flatten() {
+                answers.push((n.spec.name.clone(), n.cmd(line)?));
+            }
+            let first = answers.first().map(|a| a.1.clone()).unwrap_or_default();
+            if ok(&first) && answers.iter().all(|a| a.1 == first) {
+                return Ok(first);
+            }
+            if Instant::now() > deadline {
+                bail!("no convergence on {line:?}: {answers:?}");
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+}
