@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/girder/dist/v1/dist.proto",
         "proto/girder/admin/v1/admin.proto",
+        "proto/girder/rlog/v1/rlog.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

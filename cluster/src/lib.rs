@@ -61,6 +61,7 @@ mod membership;
 mod node;
 mod options;
 mod process;
+pub mod rlog;
 mod server;
 mod wire;
 

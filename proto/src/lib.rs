@@ -23,3 +23,9 @@ pub mod dist {
 pub mod admin {
     tonic::include_proto!("girder.admin.v1");
 }
+
+/// Replicated tables: feeds, snapshots and forwarded writes (`girder.rlog.v1`).
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod rlog {
+    tonic::include_proto!("girder.rlog.v1");
+}

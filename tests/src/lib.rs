@@ -10,3 +10,4 @@
 pub mod cluster;
 pub mod mqtt;
 pub mod node;
+pub mod rlog;
