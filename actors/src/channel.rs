@@ -170,8 +170,19 @@ impl ChannelActor {
         if total > 0 {
             self.last_recv = Instant::now();
         }
+        self.process_input(ctx);
+        if eof && self.stream.is_some() {
+            self.close_socket(ctx, CloseCause::SocketClosed, None);
+        }
+        self.finish(ctx);
+    }
+
+    /// Decodes and handles every complete packet in the read buffer. Stops
+    /// while the session is being opened (packets may follow CONNECT before
+    /// CONNACK; they are handled once the session is there).
+    fn process_input(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        loop {
+        while !self.channel.is_opening() {
             match self.decoder.decode(&mut self.rbuf) {
                 Ok(Some(packet)) => {
                     if matches!(packet, Packet::Publish(_)) {
@@ -207,10 +218,6 @@ impl ChannelActor {
             // Release the read buffer of an idle connection.
             self.rbuf = BytesMut::new();
         }
-        if eof && self.stream.is_some() {
-            self.close_socket(ctx, CloseCause::SocketClosed, None);
-        }
-        self.finish(ctx);
     }
 
     /// Ends the socket side: a server DISCONNECT (v5) when `reason` is
@@ -369,6 +376,8 @@ impl ChannelActor {
         self.channel
             .opened(session, Instant::now(), &mut self.actions);
         self.run_actions(ctx);
+        // Packets that arrived behind CONNECT.
+        self.process_input(ctx);
         if let Some(timeout) = self.channel.keepalive_timeout() {
             let every = (timeout / 4).max(Duration::from_millis(250));
             ctx.run_interval(every, move |act, ctx| {
@@ -389,11 +398,36 @@ impl ChannelActor {
     /// Removes everything this actor put in shared tables, and stops.
     fn terminate(&mut self, ctx: &mut Context<Self>) {
         self.unindex();
+        self.redispatch_shared();
         if let Some(client_id) = self.registered.take() {
             self.shared.cm.unregister(&client_id, self.id);
         }
         self.drop_socket(ctx);
         ctx.stop();
+    }
+
+    /// The session ends with QoS 1/2 messages its client never
+    /// acknowledged: those of shared subscriptions go to another member of
+    /// their group (the subscriptions must already be out of the index).
+    fn redispatch_shared(&mut self) {
+        let (Some(sub), Some(session)) = (&self.subscriber, self.channel.session()) else {
+            return;
+        };
+        let groups: Vec<ByteStr> = session
+            .subscriptions()
+            .map(|(filter, _)| filter)
+            .filter(|f| f.starts_with("$share/") || f.starts_with("$queue/"))
+            .cloned()
+            .collect();
+        if groups.is_empty() {
+            return;
+        }
+        let unacked = session.unacked_messages();
+        if !unacked.is_empty() {
+            self.shared
+                .router
+                .redispatch(sub, &groups, unacked, &mut self.batch);
+        }
     }
 
     fn unindex(&mut self) {
@@ -560,6 +594,11 @@ impl Handler<Takeover> for ChannelActor {
     type Result = MessageResult<Takeover>;
 
     fn handle(&mut self, msg: Takeover, ctx: &mut Context<Self>) -> Self::Result {
+        if msg.clean_start {
+            // The session ends here rather than moving on.
+            self.unindex();
+            self.redispatch_shared();
+        }
         let session = self
             .channel
             .takeover(msg.clean_start, Instant::now(), &mut self.actions);

@@ -209,6 +209,12 @@ impl Channel {
         self.session.as_ref()
     }
 
+    /// Whether CONNECT was accepted and the owner has yet to answer
+    /// [`Action::Open`]: packets after CONNECT must wait until then.
+    pub fn is_opening(&self) -> bool {
+        self.state == State::Connecting
+    }
+
     /// Whether a client is connected (CONNACK sent, socket open).
     pub fn is_connected(&self) -> bool {
         self.state == State::Connected

@@ -36,12 +36,14 @@ mod proptests;
 mod tests;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 use crate::codec::{ByteStr, Packet, PubRel, QoS, ReasonCode};
-use crate::message::{Delivery, SubOpts};
+
+use crate::message::{Delivery, Message, SubOpts};
 
 use inflight::{Inflight, Phase};
 pub use mqueue::QueueDropPolicy;
@@ -619,6 +621,36 @@ impl Session {
     /// the session.
     pub fn is_expired(&self, now: Instant) -> bool {
         self.expires_at().is_some_and(|at| now >= at)
+    }
+
+    /// The QoS 1 and 2 messages the client has not received for sure: those
+    /// in flight whose PUBLISH is unacknowledged (not yet PUBACK or PUBREC),
+    /// then the queued ones, in order. A session that ends hands them to
+    /// the router, which gives those of shared subscriptions to another
+    /// member of the group (EMQX's redispatch).
+    pub fn unacked_messages(&self) -> Vec<Arc<Message>> {
+        let mut ids = self.inflight.ids_in_order();
+        ids.retain(|id| {
+            matches!(
+                self.inflight.get(*id).map(|e| &e.phase),
+                Some(Phase::Publish { .. })
+            )
+        });
+        let inflight = ids
+            .into_iter()
+            .filter_map(|id| match self.inflight.get(id) {
+                Some(inflight::Entry {
+                    phase: Phase::Publish { message, .. },
+                    ..
+                }) => Some(Arc::clone(message)),
+                _ => None,
+            });
+        let queued = self
+            .mqueue
+            .iter()
+            .filter(|q| q.opts.qos != QoS::AtMostOnce)
+            .map(|q| Arc::clone(&q.message));
+        inflight.chain(queued).collect()
     }
 
     /// A snapshot for the admin API.

@@ -90,7 +90,6 @@ impl MQueue {
     }
 
     /// The queued deliveries, oldest first.
-    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Queued> {
         self.items.iter()
     }
