@@ -91,12 +91,17 @@ impl Feed {
 
     /// The oldest position a subscriber may resume from without a full copy.
     fn oldest_resumable(&self) -> u64 {
-        self.head - self.ring.len() as u64
+        self.head.saturating_sub(self.ring.len() as u64)
     }
 
     /// Appends the entry at `pos`. A position that does not follow the head
     /// (a snapshot was installed underneath) restarts the retained range.
     pub(crate) fn append(&mut self, pos: u64, ops: Vec<pb::Op>, at_ms: u64) {
+        if pos == 0 {
+            // Raft's index 0 is the initial membership: no rows, and 0 is
+            // the position of a follower that holds nothing.
+            return;
+        }
         if pos != self.head + 1 {
             self.ring.clear();
         }
