@@ -185,7 +185,7 @@ impl RlogCluster {
                 }
             }
         });
-        let mut node = RlogNode {
+        let node = RlogNode {
             child,
             stdin,
             lines: rx,
