@@ -4,6 +4,9 @@
 //! node's [`Store`](super::store::Store), rebuilt at start from the snapshot
 //! and the committed entries after it (openraft re-applies them).
 
+// openraft's `StorageError` is the error type its storage traits require.
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::RangeBounds;
