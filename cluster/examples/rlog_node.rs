@@ -14,7 +14,7 @@
 //! ```text
 //! put TABLE KEY VALUE        consensus write (shard auth)   -> ok INDEX | err MSG
 //! del TABLE KEY                                             -> ok INDEX | err MSG
-//! bulk TABLE PREFIX N BATCH  N puts, BATCH per entry, 16 writers -> ok SECS
+//! bulk TABLE PREFIX N BATCH W N puts, BATCH per entry, W writers -> ok SECS
 //! oput TABLE KEY VALUE       owned write                    -> ok SEQ
 //! odel TABLE KEY                                            -> ok SEQ
 //! obulk TABLE PREFIX N       N owned puts                   -> ok SECS
@@ -140,12 +140,13 @@ async fn run(rlog: &Rlog, handle: &girder_cluster::ClusterHandle, line: &str) ->
                 rlog.write("auth", vec![Op::delete(t, k.to_string())])
                     .await?
             ),
-            ["bulk", t, prefix, n, batch] => {
-                let (n, batch): (usize, usize) = (n.parse()?, batch.parse()?);
+            ["bulk", t, prefix, n, batch, writers] => {
+                let (n, batch, writers): (usize, usize, usize) =
+                    (n.parse()?, batch.parse()?, writers.parse()?);
                 let started = Instant::now();
                 let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
                 let mut tasks = Vec::new();
-                for _ in 0..16 {
+                for _ in 0..writers.max(1) {
                     let (rlog, next, t, prefix) = (
                         rlog.clone(),
                         next.clone(),

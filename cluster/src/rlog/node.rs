@@ -212,7 +212,7 @@ impl Shared {
             }
         }
         if let Some(rafts) = &self.rafts {
-            return rafts.write(&self.handle, shard, ops).await;
+            return rafts.write(shard, ops).await;
         }
         // A replicant: send to the core it follows, else any live core.
         let deadline = Instant::now() + self.opts.write_timeout;

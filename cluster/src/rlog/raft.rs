@@ -21,7 +21,7 @@ use openraft::raft::{
 use openraft::{BasicNode, Config, Raft, RaftNetwork, RaftNetworkFactory, SnapshotPolicy};
 use prost::Message;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
 use super::feed::ops_to_pb;
@@ -108,6 +108,7 @@ const T_SNAPSHOT: &str = "girder.rlog.raft.Snapshot";
 /// The consensus shards of a core.
 pub(crate) struct RaftShards {
     rafts: HashMap<String, Raft<TypeConfig>>,
+    queues: HashMap<String, mpsc::UnboundedSender<Pending>>,
 }
 
 impl fmt::Debug for RaftShards {
@@ -146,6 +147,7 @@ impl RaftShards {
             .map(|n| (node_id(n), BasicNode::new(n.as_str())))
             .collect();
         let mut rafts = HashMap::new();
+        let mut queues = HashMap::new();
         for spec in opts
             .shards
             .iter()
@@ -172,9 +174,18 @@ impl RaftShards {
             let (tx, rx) = mpsc::unbounded_channel();
             handle.register(&raft_name(&shard), tx)?;
             tokio::spawn(serve(raft.clone(), rx));
+            let (qtx, qrx) = mpsc::unbounded_channel();
+            tokio::spawn(batcher(
+                raft.clone(),
+                handle.clone(),
+                shard.clone(),
+                opts.write_timeout,
+                qrx,
+            ));
+            queues.insert(shard.clone(), qtx);
             rafts.insert(shard, raft);
         }
-        Ok(Self { rafts })
+        Ok(Self { rafts, queues })
     }
 
     pub(crate) async fn shutdown(&self) {
@@ -196,58 +207,111 @@ impl RaftShards {
         name
     }
 
-    /// Commits `ops` through the leader: locally when this core leads,
-    /// else forwarded to the leader's `girder.rlog`.
-    pub(crate) async fn write(
-        &self,
-        handle: &ClusterHandle,
-        shard: &str,
-        ops: Vec<Op>,
-    ) -> Result<u64, RlogError> {
-        let raft = self
-            .rafts
+    /// Commits `ops` through the leader. Writes that arrive while a batch
+    /// is being committed are grouped into the next log entry (group
+    /// commit), in arrival order; each write's ops stay atomic.
+    pub(crate) async fn write(&self, shard: &str, ops: Vec<Op>) -> Result<u64, RlogError> {
+        let queue = self
+            .queues
             .get(shard)
             .ok_or_else(|| RlogError::UnknownShard(shard.to_owned()))?;
-        let data = pb::Ops {
-            ops: ops_to_pb(&ops),
-        }
-        .encode_to_vec();
-        let timeout = raft.config().election_timeout_max * 20;
-        let deadline = Instant::now() + Duration::from_millis(timeout.max(2000));
-        let mut last = String::from("no leader");
-        while Instant::now() < deadline {
-            match raft.client_write(Batch(data.clone())).await {
-                Ok(r) => return Ok(r.log_id.index),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    match f.leader_node.and_then(|n| NodeName::parse(&n.addr).ok()) {
-                        Some(leader) if leader != *handle.node() => {
-                            let req = pb::Write {
-                                shard: shard.to_owned(),
-                                ops: ops_to_pb(&ops),
-                            };
-                            let left = deadline.saturating_duration_since(Instant::now());
-                            match handle
-                                .call(&leader, RLOG, Payload::encode(T_WRITE, &req), left)
-                                .await
-                            {
-                                Ok(p) => {
-                                    return Ok(p.decode::<pb::WriteReply>(T_WRITE_REPLY)?.index)
-                                }
-                                Err(e) => last = format!("leader {leader}: {e}"),
-                            }
-                        }
-                        _ => last = "no leader".into(),
-                    }
-                }
-                Err(e) => last = e.to_string(),
-            }
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
+        let (tx, rx) = oneshot::channel();
+        queue
+            .send(Pending {
+                ops: ops_to_pb(&ops),
+                tx,
+            })
+            .map_err(|_| RlogError::NoQuorum {
+                shard: shard.to_owned(),
+                reason: "shut down".into(),
+            })?;
+        let reason = match rx.await {
+            Ok(Ok(index)) => return Ok(index),
+            Ok(Err(reason)) => reason,
+            Err(_) => "the write batcher stopped".into(),
+        };
         Err(RlogError::NoQuorum {
             shard: shard.to_owned(),
-            reason: last,
+            reason,
         })
     }
+}
+
+/// A write waiting for the batcher.
+struct Pending {
+    ops: Vec<pb::Op>,
+    tx: oneshot::Sender<Result<u64, String>>,
+}
+
+/// Most writes grouped in one log entry.
+const MAX_BATCH: usize = 1024;
+
+/// Takes queued writes in batches and commits each batch as one entry.
+async fn batcher(
+    raft: Raft<TypeConfig>,
+    handle: ClusterHandle,
+    shard: String,
+    timeout: Duration,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let ops: Vec<pb::Op> = batch.iter().flat_map(|p| p.ops.iter().cloned()).collect();
+        let result = commit(&raft, &handle, &shard, ops, timeout).await;
+        for p in batch {
+            let _ = p.tx.send(result.clone());
+        }
+    }
+}
+
+/// Commits one entry: locally when this core leads, else forwarded to the
+/// leader's `girder.rlog`; retried until `timeout` while there is no leader.
+async fn commit(
+    raft: &Raft<TypeConfig>,
+    handle: &ClusterHandle,
+    shard: &str,
+    ops: Vec<pb::Op>,
+    timeout: Duration,
+) -> Result<u64, String> {
+    let deadline = Instant::now() + timeout;
+    let data = pb::Ops { ops: ops.clone() }.encode_to_vec();
+    let mut last = String::from("no leader");
+    while Instant::now() < deadline {
+        match raft.client_write(Batch(data.clone())).await {
+            Ok(r) => return Ok(r.log_id.index),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                match f.leader_node.and_then(|n| NodeName::parse(&n.addr).ok()) {
+                    Some(leader) if leader != *handle.node() => {
+                        let req = pb::Write {
+                            shard: shard.to_owned(),
+                            ops: ops.clone(),
+                        };
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        match handle
+                            .call(&leader, RLOG, Payload::encode(T_WRITE, &req), left)
+                            .await
+                        {
+                            Ok(p) => match p.decode::<pb::WriteReply>(T_WRITE_REPLY) {
+                                Ok(r) => return Ok(r.index),
+                                Err(e) => last = e.to_string(),
+                            },
+                            Err(e) => last = format!("leader {leader}: {e}"),
+                        }
+                    }
+                    _ => last = "no leader".into(),
+                }
+            }
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    Err(last)
 }
 
 /// Answers openraft RPCs from the other cores, in arrival order.
