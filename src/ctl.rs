@@ -11,7 +11,7 @@ use tonic::transport::{Channel, Endpoint};
 
 /// `girder ctl [--node HOST:PORT] [--json] COMMAND`.
 #[derive(Debug, Args)]
-pub struct CtlArgs {
+pub(crate) struct CtlArgs {
     /// The node's admin endpoint.
     #[arg(
         long,
@@ -30,7 +30,7 @@ pub struct CtlArgs {
 
 /// The ctl commands.
 #[derive(Debug, Subcommand)]
-pub enum CtlCommand {
+pub(crate) enum CtlCommand {
     /// Whether the node runs, and which it is.
     Status,
     /// Cluster membership.
@@ -40,7 +40,7 @@ pub enum CtlCommand {
 
 /// `girder ctl cluster ...`.
 #[derive(Debug, Subcommand)]
-pub enum ClusterCommand {
+pub(crate) enum ClusterCommand {
     /// Running and stopped members, as this node sees them.
     Status,
     /// Join the cluster of NODE (`name@host` or `name@host:port`).
@@ -101,7 +101,7 @@ fn status_json(s: &pb::ClusterStatusReply) -> serde_json::Value {
 }
 
 /// Runs one ctl command against the node.
-pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
     let mut client = connect(&args.node).await?;
     let json = args.json;
     match args.command {

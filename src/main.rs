@@ -5,6 +5,7 @@
 //! log subscriber and starts a node; everything else lives in the crates.
 
 mod bench;
+mod ctl;
 mod logging;
 
 use std::path::PathBuf;
@@ -44,6 +45,8 @@ enum Command {
     },
     /// Print the default configuration file, with comments.
     GenerateConfig,
+    /// Inspect and manage a running node through its admin endpoint.
+    Ctl(ctl::CtlArgs),
     /// Load a broker with MQTT benchmark traffic (emqtt-bench style), or
     /// report on earlier runs.
     Bench(bench::BenchArgs),
@@ -68,6 +71,27 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Bench(args) => bench::run(args),
+        Command::Ctl(args) => ctl(args),
+    }
+}
+
+fn ctl(args: ctl::CtlArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("girder ctl: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ctl::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("girder ctl: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

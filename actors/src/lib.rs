@@ -11,6 +11,7 @@
 //!   pure `girder_broker::channel::Channel`.
 //! - [`router`]: the subscriber index, shared groups and retained messages,
 //!   read directly by publishers (no router actor on the publish path).
+//! - [`cluster`]: the distribution layer and the admin endpoint.
 //! - [`cm`]: client id → channel actor (EMQX's `emqx_cm`).
 //! - [`metrics`]: counters with EMQX's names.
 //! - [`settings`]: configuration → settings of the parts.
@@ -19,6 +20,7 @@
 //! [`NodeShared`]: node::NodeShared
 
 pub mod channel;
+pub mod cluster;
 pub mod cm;
 pub mod listener;
 pub mod metrics;

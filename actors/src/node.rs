@@ -1,5 +1,8 @@
 //! A running node: its shared state and its supervision tree.
 //!
+//! The distribution layer and the admin endpoint start first (their tasks
+//! are owned by [`ClusterSide`](crate::cluster::ClusterSide)), then the tree:
+//!
 //! ```text
 //! root (one_for_one)
 //! └─ listeners (one_for_one)
@@ -22,6 +25,7 @@ use girder_supervision::{
 };
 use tracing::info;
 
+use crate::cluster::ClusterSide;
 use crate::cm::ClientRegistry;
 use crate::listener::BoundListener;
 use crate::metrics::Metrics;
@@ -60,12 +64,19 @@ pub enum NodeError {
     /// The supervision tree failed to start.
     #[error("supervision tree failed to start: {0}")]
     Supervision(#[from] SupervisionError),
+    /// The configuration cannot be turned into running settings.
+    #[error("{0}")]
+    Config(String),
+    /// The distribution layer failed to start.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// A running node. Dropping it does not stop it; call [`Node::shutdown`].
 #[derive(Debug)]
 pub struct Node {
     root: SupervisorRef,
+    cluster: ClusterSide,
     shared: Arc<NodeShared>,
     listeners: Vec<(String, SocketAddr)>,
 }
@@ -87,6 +98,8 @@ impl Node {
             idle_timeout: config.mqtt.idle_timeout.0,
         });
 
+        let cluster = ClusterSide::start(config).await?;
+
         let mut bound = Vec::new();
         for (name, listener) in &config.listeners.tcp {
             if !listener.enable {
@@ -101,16 +114,12 @@ impl Node {
                     addr,
                     source,
                 })?;
-            bound.push(b);
+            bound.push((b, addr));
         }
         let mut listeners = Vec::new();
         let mut listeners_sup = SupervisorSpec::new(SupFlags::new(Strategy::OneForOne));
-        for b in bound {
-            let addr = b.local_addr().map_err(|source| NodeError::Bind {
-                name: b.name.clone(),
-                addr: "0.0.0.0:0".parse().unwrap_or_else(|_| unreachable_addr()),
-                source,
-            })?;
+        for (b, configured) in bound {
+            let addr = b.local_addr().unwrap_or(configured);
             listeners.push((b.name.clone(), addr));
             listeners_sup = listeners_sup.child(b.child_spec(Arc::clone(&shared)));
         }
@@ -124,8 +133,13 @@ impl Node {
         for (name, addr) in &listeners {
             info!(listener = %name, %addr, "listening");
         }
+        if let Some(addr) = cluster.admin_addr {
+            listeners.push(("admin".to_owned(), addr));
+        }
+        listeners.push(("dist".to_owned(), cluster.handle.local_addr()));
         Ok(Node {
             root,
+            cluster,
             shared,
             listeners,
         })
@@ -141,18 +155,22 @@ impl Node {
         &self.shared
     }
 
-    /// Stops the tree: children in reverse start order, each within its
-    /// shutdown timeout.
+    /// The distribution layer.
+    pub fn cluster(&self) -> &girder_cluster::ClusterHandle {
+        &self.cluster.handle
+    }
+
+    /// Stops the tree (children in reverse start order, each within its
+    /// shutdown timeout), then the admin endpoint and the distribution
+    /// layer.
     pub async fn shutdown(self) -> ExitReason {
-        self.root.shutdown().await
+        let reason = self.root.shutdown().await;
+        self.cluster.shutdown().await;
+        reason
     }
 
     /// Waits until the tree ends by itself (it gave up restarting).
     pub async fn wait(&self) -> ExitReason {
         self.root.wait().await
     }
-}
-
-fn unreachable_addr() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 0))
 }

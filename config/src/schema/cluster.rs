@@ -158,6 +158,9 @@ pub struct Dist {
     pub connect_timeout: Duration,
     /// Mutual TLS.
     pub tls: DistTls,
+    /// Lets `girder ctl cluster debug` cut, delay or drop links (for tests
+    /// of partitions; never on in production).
+    pub fault_injection: bool,
 }
 
 impl Default for Dist {
@@ -168,6 +171,7 @@ impl Default for Dist {
             heartbeat_timeout: Duration::secs(10),
             connect_timeout: Duration::secs(5),
             tls: DistTls::default(),
+            fault_injection: false,
         }
     }
 }

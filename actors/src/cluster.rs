@@ -1,0 +1,115 @@
+//! The node's cluster side: the distribution layer (girder-cluster) started
+//! from `node.*` and `cluster.*`, and the admin gRPC endpoint on
+//! `admin.bind`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use girder_cluster::{ClusterHandle, ClusterOptions, Discovery};
+use girder_config::{Config, DiscoveryStrategy};
+use tokio::sync::oneshot;
+use tracing::{error, info};
+
+use crate::node::NodeError;
+
+/// The distribution options of a node's configuration.
+pub fn cluster_options(config: &Config) -> Result<ClusterOptions, NodeError> {
+    let node = &config.node;
+    let cluster = &config.cluster;
+    let dist_bind = cluster
+        .dist_bind(&node.name)
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let discovery = match cluster.discovery_strategy {
+        DiscoveryStrategy::Static => Discovery::Static {
+            seeds: cluster
+                .static_
+                .seeds
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        },
+        DiscoveryStrategy::Dns => Discovery::Dns {
+            name: cluster.dns.name.clone(),
+        },
+        DiscoveryStrategy::Manual | DiscoveryStrategy::Singleton => Discovery::Manual,
+    };
+    let mut options = ClusterOptions::new(&node.name.to_string(), &node.cookie, &cluster.name)
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    options.dist_bind = dist_bind;
+    options.discovery = discovery;
+    let tick = cluster
+        .dist
+        .heartbeat_interval
+        .0
+        .max(Duration::from_millis(10));
+    options.heartbeat_interval = tick;
+    options.heartbeat_misses =
+        u32::try_from((cluster.dist.heartbeat_timeout.0.as_millis() / tick.as_millis()).max(1))
+            .unwrap_or(u32::MAX);
+    options.connect_timeout = cluster.dist.connect_timeout.0;
+    options.fault_injection = cluster.dist.fault_injection;
+    Ok(options)
+}
+
+/// The running cluster side of a node.
+#[derive(Debug)]
+pub struct ClusterSide {
+    /// The distribution layer.
+    pub handle: ClusterHandle,
+    admin_stop: Option<oneshot::Sender<()>>,
+    /// Where the admin API listens.
+    pub admin_addr: Option<SocketAddr>,
+}
+
+impl ClusterSide {
+    /// Starts the distribution layer and, when enabled, the admin endpoint.
+    pub async fn start(config: &Config) -> Result<Self, NodeError> {
+        let options = cluster_options(config)?;
+        let dist_bind = options.dist_bind;
+        let handle = girder_cluster::start(options)
+            .await
+            .map_err(|e| NodeError::Cluster(format!("distribution on {dist_bind}: {e}")))?;
+        info!(node = %handle.node(), addr = %handle.local_addr(), "distribution_started");
+        let mut side = ClusterSide {
+            handle,
+            admin_stop: None,
+            admin_addr: None,
+        };
+        if config.admin.enable {
+            let addr = config.admin.bind.0;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Bind {
+                    name: "admin".to_owned(),
+                    addr,
+                    source,
+                })?;
+            let (stop, stopped) = oneshot::channel::<()>();
+            let service = girder_cluster::Admin::service(side.handle.clone());
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            tokio::spawn(async move {
+                let served = tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(incoming, async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+                if let Err(err) = served {
+                    error!(cause = %err, "admin endpoint failed");
+                }
+            });
+            info!(%addr, "admin_started");
+            side.admin_stop = Some(stop);
+            side.admin_addr = Some(addr);
+        }
+        Ok(side)
+    }
+
+    /// Stops the admin endpoint and leaves the distribution layer.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.admin_stop.take() {
+            let _ = stop.send(());
+        }
+        self.handle.shutdown().await;
+    }
+}
