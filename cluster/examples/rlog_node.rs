@@ -22,7 +22,9 @@
 //! oget TABLE KEY                                            -> val OWNER=V,... | none
 //! count TABLE                                               -> count N
 //! digest TABLE                                              -> digest N HASH
-//! status                                                    -> status {json-ish}
+//! status                                                    -> status {Debug of RlogStatus}
+//! pos                        the auth shard's applied index -> pos N
+//! links                      nodes with a live link         -> links N1,N2,...
 //! wait INDEX MS              wait until auth applied INDEX  -> ok | timeout
 //! cut NODE / restore NODE    fault injection on the link    -> ok
 //! ```
@@ -212,6 +214,16 @@ async fn run(rlog: &Rlog, handle: &girder_cluster::ClusterHandle, line: &str) ->
                 format!("digest {} {:016x}", rows.len() + owned.len(), h.finish())
             }
             ["status"] => format!("status {:?}", rlog.status()),
+            ["links"] => {
+                let mut up: Vec<String> = handle.connected().iter().map(|n| n.to_string()).collect();
+                up.sort();
+                format!("links {}", up.join(","))
+            }
+            ["pos"] => {
+                let st = rlog.status();
+                let auth = st.shards.iter().find(|s| s.shard == "auth");
+                format!("pos {}", auth.map_or(0, |s| s.position))
+            }
             ["wait", i, ms] => {
                 let ok = rlog
                     .wait_applied("auth", i.parse()?, Duration::from_millis(ms.parse()?))

@@ -116,6 +116,7 @@ pub struct RlogCluster {
     /// The nodes, cores first; `None` while stopped.
     pub nodes: Vec<Option<RlogNode>>,
     specs: Vec<NodeSpec>,
+    /// Removed on drop unless `RLOG_KEEP` is set (then its path is printed).
     dir: tempfile::TempDir,
     extra: Vec<String>,
 }
@@ -142,9 +143,13 @@ impl RlogCluster {
         let mut c = Self {
             nodes: Vec::new(),
             specs,
-            dir: tempfile::Builder::new().prefix("girder-rlog-").tempdir()?,
+            dir: tempfile::Builder::new()
+                .prefix("girder-rlog-")
+                .disable_cleanup(std::env::var_os("RLOG_KEEP").is_some())
+                .tempdir()?,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
+        eprintln!("rlog cluster dir: {}", c.dir.path().display());
         for i in 0..c.specs.len() {
             let n = c.spawn(i)?;
             c.nodes.push(Some(n));
@@ -226,7 +231,9 @@ impl RlogCluster {
         Ok(())
     }
 
-    /// Cuts node `i` off from every other node (both directions refused).
+    /// Cuts node `i` off from every other node (both directions refused),
+    /// and waits until it has no link left: a cut that races with a
+    /// handshake in flight can leave a link up, so it is cut again.
     pub fn isolate(&mut self, i: usize) -> Result<()> {
         let others: Vec<String> = self
             .specs
@@ -234,10 +241,30 @@ impl RlogCluster {
             .filter(|s| s.name != self.specs[i].name)
             .map(|s| s.name.clone())
             .collect();
-        for o in others {
+        for o in &others {
             self.node(i)?.cmd(&format!("cut {o}"))?;
         }
-        Ok(())
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let links = self.node(i)?.cmd("links")?;
+            let up: Vec<String> = links
+                .trim_start_matches("links")
+                .trim()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if up.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{} still linked to {up:?}", self.specs[i].name);
+            }
+            for o in up {
+                self.node(i)?.cmd(&format!("cut {o}"))?;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Lifts the faults of `isolate`.

@@ -214,29 +214,37 @@ impl Shared {
         if let Some(rafts) = &self.rafts {
             return rafts.write(shard, ops).await;
         }
-        // A replicant: send to the core it follows, else any live core.
+        // A replicant: send to the core it follows first, then to the other
+        // connected cores in turn; a core on the minority side of a split
+        // cannot commit, so each attempt gets a part of the budget.
         let deadline = Instant::now() + self.opts.write_timeout;
+        let attempt = self.opts.write_timeout / 3;
         let req = pb::Write {
             shard: shard.to_owned(),
             ops: ops_to_pb(&ops),
         };
+        let followed = self
+            .follows
+            .lock()
+            .get(&Scope::Shard(shard.to_owned()))
+            .and_then(|f| f.follow.server.clone());
+        let mut order: Vec<NodeName> = followed.into_iter().collect();
+        for c in &self.opts.core_nodes {
+            if !order.contains(c) {
+                order.push(c.clone());
+            }
+        }
         let mut last = String::from("no core reachable");
+        let mut turn = 0;
         while Instant::now() < deadline {
-            let followed = self
-                .follows
-                .lock()
-                .get(&Scope::Shard(shard.to_owned()))
-                .and_then(|f| f.follow.server.clone());
             let connected = self.handle.connected();
-            let core = followed.filter(|c| connected.contains(c)).or_else(|| {
-                self.opts
-                    .core_nodes
-                    .iter()
-                    .find(|c| connected.contains(c))
-                    .cloned()
-            });
+            let core = (0..order.len())
+                .map(|k| &order[(turn + k) % order.len()])
+                .find(|c| connected.contains(c))
+                .cloned();
+            turn += 1;
             if let Some(core) = core {
-                let left = deadline.saturating_duration_since(Instant::now());
+                let left = deadline.saturating_duration_since(Instant::now()).min(attempt);
                 match self
                     .handle
                     .call(&core, RLOG, Payload::encode(T_WRITE, &req), left)
@@ -248,8 +256,9 @@ impl Shared {
                     }
                     Err(e) => last = e.to_string(),
                 }
+            } else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Err(RlogError::NoQuorum {
             shard: shard.to_owned(),

@@ -283,7 +283,14 @@ async fn commit(
     let data = pb::Ops { ops: ops.clone() }.encode_to_vec();
     let mut last = String::from("no leader");
     while Instant::now() < deadline {
-        match raft.client_write(Batch(data.clone())).await {
+        // A leader cut off from the majority never commits: bound the wait.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(written) = tokio::time::timeout(left, raft.client_write(Batch(data.clone()))).await
+        else {
+            last = "not committed in time (no majority)".into();
+            break;
+        };
+        match written {
             Ok(r) => return Ok(r.log_id.index),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 match f.leader_node.and_then(|n| NodeName::parse(&n.addr).ok()) {
