@@ -3,6 +3,7 @@
 # at a time, with the same load generator (`girder bench`) and the same load.
 #
 #   scripts/bench.sh [--quick] [--brokers girder,mosquitto,rumqttd] [--out DIR]
+#                    [--girder PATH]   (a prebuilt girder binary: no build)
 #
 # Installs what it needs (mosquitto from Debian, rumqttd with cargo install,
 # a font for the chart), builds girder in release, then for every scenario and
@@ -21,13 +22,15 @@ ROOT=$(pwd)
 MODE=full
 BROKERS=girder,mosquitto,rumqttd
 OUT=""
+GIRDER=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) MODE=quick ;;
     --full) MODE=full ;;
     --brokers) BROKERS=$2; shift ;;
     --out) OUT=$2; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --girder) GIRDER=$2; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -55,16 +58,21 @@ RUMQTTD=$(command -v rumqttd || echo "$HOME/.cargo/bin/rumqttd")
 if [[ ",$BROKERS," == *,rumqttd,* ]] && [ ! -x "$RUMQTTD" ]; then
   log "cargo install --locked rumqttd"
   t0=$(date +%s)
-  if cargo install --locked rumqttd >"$OUT/rumqttd-install.log" 2>&1; then
+  # rumqttd 0.20's lock file pins metrics 0.22.1, which newer compilers
+  # refuse (E0521); without --locked cargo takes a fixed 0.22.x.
+  if cargo install --locked rumqttd >"$OUT/rumqttd-install.log" 2>&1 ||
+    { log "--locked failed; retrying without it"; cargo install rumqttd >>"$OUT/rumqttd-install.log" 2>&1; }; then
     log "rumqttd installed in $(( $(date +%s) - t0 ))s"
   else
     log "rumqttd failed to install after $(( $(date +%s) - t0 ))s: it is marked missing"
   fi
 fi
 
-log "building girder (release)"
-cargo build --release -p girder >"$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
-GIRDER=${CARGO_TARGET_DIR:-$ROOT/target}/release/girder
+if [ -z "$GIRDER" ]; then
+  log "building girder (release)"
+  cargo build --release -p girder >"$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
+  GIRDER=${CARGO_TARGET_DIR:-$ROOT/target}/release/girder
+fi
 
 ulimit -n "$(ulimit -Hn)"
 
@@ -92,7 +100,7 @@ id = 0
 [router]
 id = 0
 max_connections = 20010
-max_outgoing_packet_count = 1000
+max_outgoing_packet_count = 200
 max_segment_size = 104857600
 max_segment_count = 10
 
@@ -174,9 +182,9 @@ available() {
 # --- scenarios -----------------------------------------------------------
 # name|mqtt version|girder bench arguments. Sizes: quick / full.
 if [ "$MODE" = quick ]; then
-  D=3; IDLE1=1000; IDLE2=2000; FANOUT=200; PAIRS=200; PAIR_RATE=4000; STORM_SUBS=50; STORM_RET=200
+  D=3; IDLE1=1000; IDLE2=2000; FANOUT=200; PAIRS=200; PAIR_RATE=4000; STORM_SUBS=100; STORM_RET=1000
 else
-  D=15; IDLE1=10000; IDLE2=19000; FANOUT=1000; PAIRS=1000; PAIR_RATE=20000; STORM_SUBS=200; STORM_RET=1000
+  D=15; IDLE1=10000; IDLE2=19000; FANOUT=1000; PAIRS=1000; PAIR_RATE=20000; STORM_SUBS=200; STORM_RET=5000
 fi
 SCENARIOS=(
   "idle-$IDLE1|3|conn -c $IDLE1 --connect-rate 5000 --sources 4 --hold $D -d $((D + 5))"

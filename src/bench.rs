@@ -104,8 +104,9 @@ pub(crate) enum BenchError {
 /// `girder bench`: load a broker, or report on earlier runs.
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
+    /// Boxed: the load options are large next to the other commands'.
     #[command(subcommand)]
-    command: BenchCommand,
+    command: Box<BenchCommand>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -288,9 +289,9 @@ struct PublishArgs {
     /// Messages per publisher at most (0: until --duration).
     #[arg(long, default_value_t = 0)]
     count: u64,
-    /// At most this many in flight over all publishers: publishes awaiting
-    /// their PUBACK/PUBCOMP (QoS 1/2) or, for QoS 0 with subscribers in
-    /// the run, deliveries not yet received (0: no bound).
+    /// At most this many in flight over all publishers: with subscribers
+    /// in the run, deliveries not yet received (any QoS); without them,
+    /// publishes awaiting their PUBACK/PUBCOMP (QoS 1/2). 0: no bound.
     #[arg(long, default_value_t = 0)]
     inflight: u32,
     /// Set the retain flag.
@@ -345,13 +346,13 @@ pub(crate) fn run(args: BenchArgs) -> ExitCode {
         subject,
         brokers,
         font,
-    } = &args.command
+    } = args.command.as_ref()
     {
         let (markdown, png) = (markdown.as_deref(), png.as_deref());
         return exit(report::run(dir, markdown, png, subject, brokers, font));
     }
     raise_open_file_limit();
-    let threads = match &args.command {
+    let threads = match args.command.as_ref() {
         BenchCommand::Conn { common, .. }
         | BenchCommand::Pub { common, .. }
         | BenchCommand::Sub { common, .. }
@@ -367,7 +368,7 @@ pub(crate) fn run(args: BenchArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => return exit(Err(err.into())),
     };
-    exit(runtime.block_on(scenario::run(args.command)))
+    exit(runtime.block_on(scenario::run(*args.command)))
 }
 
 fn exit(result: Result<(), BenchError>) -> ExitCode {

@@ -191,7 +191,7 @@ fn format_value(v: f64) -> String {
 fn to_markdown(table: &Table, subject: &str) -> String {
     let mut out = String::new();
     for metric in METRICS {
-        let rows: Vec<(&String, Vec<Option<f64>>)> = table
+        let rows: Rows<'_> = table
             .scenarios
             .iter()
             .map(|s| (s, table.row(metric, s)))
@@ -250,7 +250,7 @@ fn draw(table: &Table, path: &Path, font: &Path) -> Result<(), BenchError> {
     let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
     register_font("sans-serif", FontStyle::Normal, bytes)
         .map_err(|_| BenchError::Chart(format!("{} is not a usable font", font.display())))?;
-    let panels: Vec<(&Metric, Vec<(&String, Vec<Option<f64>>)>)> = METRICS
+    let panels: Vec<(&Metric, Rows<'_>)> = METRICS
         .iter()
         .filter(|m| m.name != "lost" && m.name != "broker CPU")
         .map(|m| {
@@ -289,6 +289,9 @@ fn draw(table: &Table, path: &Path, font: &Path) -> Result<(), BenchError> {
     root.present().map_err(chart_error)?;
     Ok(())
 }
+
+/// The rows of one metric: a scenario and its value per broker.
+type Rows<'a> = Vec<(&'a String, Vec<Option<f64>>)>;
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 

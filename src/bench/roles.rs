@@ -40,8 +40,8 @@ pub(crate) struct Shared {
     pub(crate) subscribers_done: AtomicU64,
     /// The in-flight window over all publishers, if bounded.
     pub(crate) window: Option<Arc<Semaphore>>,
-    /// Whether subscribers give window permits back (QoS 0 end to end)
-    /// rather than publishers on acknowledgement.
+    /// Whether subscribers give window permits back (end to end) rather
+    /// than publishers on acknowledgement.
     pub(crate) window_end_to_end: bool,
     /// How long a publisher waits for window permits before sending anyway.
     pub(crate) window_timeout: Duration,

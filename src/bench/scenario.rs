@@ -213,8 +213,9 @@ impl Run {
             + Duration::from_secs(2)
     }
 
-    /// Stops every task and fills in the common fields of the summary.
-    async fn finish(mut self, mode: &str, mut summary: Summary) -> Result<(), BenchError> {
+    /// Signals every task to stop and waits for them (at most 2 s, then
+    /// aborts the rest).
+    async fn stop_tasks(&mut self) {
         let _ = self.stop.send(true);
         let grace = tokio::time::sleep(Duration::from_secs(2));
         tokio::pin!(grace);
@@ -225,6 +226,11 @@ impl Run {
             }
         }
         while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Stops every task and fills in the common fields of the summary.
+    async fn finish(mut self, mode: &str, mut summary: Summary) -> Result<(), BenchError> {
+        self.stop_tasks().await;
         let c = &self.shared.counters;
         summary.label = self.common.label.clone();
         summary.broker = self.common.broker_name.clone();
@@ -329,8 +335,10 @@ async fn pubsub(
         (Some(_), None) => "pub",
         _ => "sub",
     };
-    let publish_qos = publish.as_ref().map_or(QoS::AtMostOnce, |p| qos(p.qos));
-    let end_to_end = publish_qos == QoS::AtMostOnce && subscribe.is_some();
+    // With subscribers in the run, the window bounds deliveries not yet
+    // received (what is sustainable end to end, whatever the QoS); without
+    // them, publishes not yet acknowledged (QoS 1/2).
+    let end_to_end = subscribe.is_some();
     let window = publish.as_ref().map_or(0, |p| p.inflight);
     let mut run = Run::new(common, window, end_to_end)?;
     let mut summary = Summary::default();
@@ -488,6 +496,8 @@ async fn storm(
     let topics: Vec<String> = (1..=retained).map(|i| expand(&topic, i, &id)).collect();
     let mut retainer = Client::connect(host, source, &id, &run.options).await?;
     store_retained(&mut retainer, &topics, size, false).await?;
+    Counters::add(&run.shared.counters.sent, retained as u64);
+    Counters::add(&run.shared.counters.acked, retained as u64);
     eprintln!("girder bench: {retained} retained messages stored");
 
     if let Some(monitor) = run.monitor.as_mut() {
@@ -536,9 +546,10 @@ async fn storm(
         recv_rate: Counters::get(&run.shared.counters.received) as f64 / elapsed,
         ..Summary::default()
     };
-    summary.sent = retained as u64;
     summary.broker_usage = run.monitor.as_mut().map(Monitor::usage);
-    // Clear the retained messages so that later runs start clean.
+    // Clear the retained messages so that later runs start clean (after the
+    // subscribers are gone, so that they do not count the clearing).
+    run.stop_tasks().await;
     store_retained(&mut retainer, &topics, 0, true).await?;
     run.finish("storm", summary).await
 }
