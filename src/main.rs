@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use girder_config::{Config, LoadOptions};
+use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
 /// Girder: a clustered MQTT broker.
@@ -129,6 +130,10 @@ fn start(file: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
 
 /// Runs a node until a signal, then stops it within a timeout.
 async fn run(config: Config) -> anyhow::Result<()> {
+    // Listen for signals before anything starts, so that a SIGTERM during
+    // start-up still stops the node cleanly.
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let node = girder_actors::Node::start(&config)
         .await
         .context("node failed to start")?;
@@ -145,8 +150,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         listeners.join(", ")
     );
     tokio::select! {
-        signal = girder_supervision::shutdown_signal() => {
-            signal.context("cannot wait for signals")?;
+        _ = async { tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} } } => {
             info!("node_stopping");
             let stop = node.shutdown();
             if tokio::time::timeout(Duration::from_secs(15), stop).await.is_err() {

@@ -1,0 +1,153 @@
+//! The `girder` binary as an operator meets it: start-up, clean stop on
+//! SIGTERM and SIGINT, start-up errors, config checking, log formats.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use girder_tests::node::{free_port, girder_bin, NodeOptions, NodeProcess};
+
+fn run(args: &[&str]) -> Result<Output> {
+    Command::new(girder_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running girder {args:?}"))
+}
+
+fn signal(pid: u32, sig: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()?;
+    if !status.success() {
+        bail!("kill -{sig} {pid} failed");
+    }
+    Ok(())
+}
+
+/// Waits for the node to exit, returning its exit code.
+fn wait_exit(node: &mut NodeProcess, limit: Duration) -> Result<Option<i32>> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = node.try_wait()? {
+            return Ok(status.code());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("node still running after {limit:?}: {}", node.log())
+}
+
+#[test]
+fn sigterm_stops_the_node_cleanly() -> Result<()> {
+    let mut node = NodeProcess::start()?;
+    signal(node.pid(), "TERM")?;
+    let code = wait_exit(&mut node, Duration::from_secs(20))?;
+    assert_eq!(code, Some(0), "log: {}", node.log());
+    assert!(node.log().contains("node_stopped"), "log: {}", node.log());
+    Ok(())
+}
+
+#[test]
+fn sigint_stops_the_node_cleanly() -> Result<()> {
+    let mut node = NodeProcess::start()?;
+    signal(node.pid(), "INT")?;
+    let code = wait_exit(&mut node, Duration::from_secs(20))?;
+    assert_eq!(code, Some(0), "log: {}", node.log());
+    Ok(())
+}
+
+#[test]
+fn a_port_in_use_stops_start_up_with_a_clear_error() -> Result<()> {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = taken.local_addr()?.port();
+    let out = run(&[
+        "start",
+        "--set",
+        &format!("listeners.tcp.default.bind=\"127.0.0.1:{port}\""),
+        "--set",
+        &format!("admin.bind=\"127.0.0.1:{}\"", free_port()),
+        "--set",
+        &format!("cluster.dist.bind=\"127.0.0.1:{}\"", free_port()),
+    ])?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tcp:default") && stderr.contains(&port.to_string()),
+        "stderr: {stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_bad_config_file_names_the_key_and_the_problem() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("bad.conf");
+    std::fs::File::create(&path)?.write_all(b"mqtt {\n  max_packet_size = 12XB\n}\n")?;
+    let path = path.to_string_lossy().into_owned();
+
+    let check = run(&["check-config", &path])?;
+    assert!(!check.status.success());
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        stderr.contains("mqtt.max_packet_size") && stderr.contains("12XB"),
+        "stderr: {stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+
+    let start = run(&["start", "-c", &path])?;
+    assert!(!start.status.success());
+    assert!(String::from_utf8_lossy(&start.stderr).contains("mqtt.max_packet_size"));
+    Ok(())
+}
+
+#[test]
+fn the_generated_config_passes_check_config() -> Result<()> {
+    let generated = run(&["generate-config"])?;
+    assert!(generated.status.success());
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("girder.conf");
+    std::fs::write(&path, &generated.stdout)?;
+    let check = run(&["check-config", &path.to_string_lossy()])?;
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    Ok(())
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_without_colour_codes() -> Result<()> {
+    let node = NodeProcess::start_with(NodeOptions {
+        extra_config: "log.console.formatter = json\n".to_owned(),
+        ..NodeOptions::default()
+    })?;
+    let log = node.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!lines.is_empty(), "no JSON lines: {log}");
+    for line in lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))?;
+        assert!(value.get("level").is_some(), "{line}");
+    }
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a non-terminal log"
+    );
+    Ok(())
+}
+
+#[test]
+fn environment_overrides_the_file() -> Result<()> {
+    let node = NodeProcess::start_with(NodeOptions {
+        env: vec![(
+            "GIRDER_NODE__NAME".to_owned(),
+            "envnode@127.0.0.1".to_owned(),
+        )],
+        ..NodeOptions::default()
+    })?;
+    assert!(node.log().contains("envnode@127.0.0.1"), "{}", node.log());
+    Ok(())
+}
