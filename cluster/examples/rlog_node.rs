@@ -25,10 +25,12 @@
 //! status                                                    -> status {Debug of RlogStatus}
 //! pos                        the auth shard's applied index -> pos N
 //! links                      nodes with a live link         -> links N1,N2,...
+//! lock KEY MS / renew KEY / unlock KEY   lease lock          -> ok | err MSG
 //! wait INDEX MS              wait until auth applied INDEX  -> ok | timeout
 //! cut NODE / restore NODE    fault injection on the link    -> ok
 //! ```
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,7 +38,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use girder_cluster::rlog::{Op, Rlog, RlogOptions, ShardKind, ShardSpec};
+use girder_cluster::rlog::{LeaseLock, Op, Rlog, RlogOptions, ShardKind, ShardSpec};
 use girder_cluster::{start, ClusterOptions, Discovery, FaultAction, NodeName};
 use std::io::{BufRead, Write};
 
@@ -117,8 +119,9 @@ async fn main() -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     writeln!(out, "ready")?;
     out.flush()?;
+    let mut locks = HashMap::new();
     while let Some(line) = lines.recv().await {
-        let answer = run(&rlog, &handle, line.trim()).await;
+        let answer = run(&rlog, &handle, &mut locks, line.trim()).await;
         writeln!(out, "{answer}")?;
         out.flush()?;
     }
@@ -127,7 +130,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(rlog: &Rlog, handle: &girder_cluster::ClusterHandle, line: &str) -> String {
+async fn run(
+    rlog: &Rlog,
+    handle: &girder_cluster::ClusterHandle,
+    locks: &mut HashMap<String, LeaseLock>,
+    line: &str,
+) -> String {
     let w: Vec<&str> = line.split_whitespace().collect();
     let res: anyhow::Result<String> = async {
         Ok(match w.as_slice() {
@@ -214,6 +222,24 @@ async fn run(rlog: &Rlog, handle: &girder_cluster::ClusterHandle, line: &str) ->
                 format!("digest {} {:016x}", rows.len() + owned.len(), h.finish())
             }
             ["status"] => format!("status {:?}", rlog.status()),
+            ["lock", k, ms] => {
+                let lock = rlog.lock(k.to_string(), Duration::from_millis(ms.parse()?)).await?;
+                locks.insert(k.to_string(), lock);
+                "ok".into()
+            }
+            ["renew", k] => {
+                let lock = locks.get_mut(*k).ok_or_else(|| anyhow::anyhow!("not held"))?;
+                if let Err(e) = lock.renew().await {
+                    locks.remove(*k);
+                    return Err(e.into());
+                }
+                "ok".into()
+            }
+            ["unlock", k] => {
+                let lock = locks.remove(*k).ok_or_else(|| anyhow::anyhow!("not held"))?;
+                lock.release().await;
+                "ok".into()
+            }
             ["links"] => {
                 let mut up: Vec<String> = handle.connected().iter().map(|n| n.to_string()).collect();
                 up.sort();

@@ -41,11 +41,13 @@
 //!                  (owned streams, grace cleanup, replicant core choice)
 //! rlog/raft.rs     openraft type config, the network over dist links, writes
 //! rlog/storage.rs  Raft log and state machine on redb (durable on cores)
+//! rlog/lock.rs     the lease lock on a majority of cores (LockTable is pure)
 //! rlog/error.rs    RlogError
 //! ```
 
 mod error;
 mod feed;
+mod lock;
 mod node;
 mod raft;
 mod storage;
@@ -60,6 +62,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 pub use error::RlogError;
+pub use lock::LeaseLock;
 pub use store::{Change, Op, ShardKind};
 
 use crate::handle::ClusterHandle;
@@ -364,6 +367,20 @@ impl Rlog {
     /// The replication state of every shard and owner stream.
     pub fn status(&self) -> RlogStatus {
         self.inner.status()
+    }
+
+    /// Takes exclusive ownership of `key` (e.g. a client id) for `lease`,
+    /// granted by a majority of `cluster.core_nodes`; renew the returned
+    /// lock before [`LeaseLock::valid_until`]. Fails with
+    /// [`RlogError::Locked`] when another node holds it.
+    pub async fn lock(&self, key: impl Into<Bytes>, lease: Duration) -> Result<LeaseLock, RlogError> {
+        LeaseLock::acquire(
+            self.inner.handle.clone(),
+            self.inner.opts.core_nodes.clone(),
+            key.into(),
+            lease,
+        )
+        .await
     }
 
     /// Stops Raft and the background tasks (the distribution layer stays).

@@ -23,6 +23,15 @@ pub enum RlogError {
         /// The last failure seen.
         reason: String,
     },
+    /// The lease lock is held by another node (or no majority of cores
+    /// could be asked).
+    #[error("lock on {key:?} not granted: {holder}")]
+    Locked {
+        /// The key asked for.
+        key: String,
+        /// The holder, or why no majority answered.
+        holder: String,
+    },
     /// The durable store failed.
     #[error("durable store: {0}")]
     Storage(String),

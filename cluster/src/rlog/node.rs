@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::feed::{ops_to_pb, Feed, Follow, Step};
+use super::lock::LockTable;
 use super::raft::RaftShards;
 use super::store::{Op, ShardKind, Store};
 use super::{OwnerStatus, RlogError, RlogOptions, RlogStatus, Role, ShardStatus};
@@ -32,6 +33,8 @@ pub(crate) const T_UNSUBSCRIBE: &str = "girder.rlog.v1.Unsubscribe";
 pub(crate) const T_PUSH: &str = "girder.rlog.v1.Push";
 pub(crate) const T_WRITE: &str = "girder.rlog.v1.Write";
 pub(crate) const T_WRITE_REPLY: &str = "girder.rlog.v1.WriteReply";
+pub(crate) const T_LOCK: &str = "girder.rlog.v1.Lock";
+pub(crate) const T_LOCK_REPLY: &str = "girder.rlog.v1.LockReply";
 
 /// The feed name of a consensus shard.
 pub(crate) fn shard_feed(shard: &str) -> String {
@@ -100,6 +103,7 @@ pub(crate) struct Shared {
     follows: Mutex<HashMap<Scope, Following>>,
     down_since: Mutex<HashMap<NodeName, Instant>>,
     lag: Mutex<LagSamples>,
+    locks: Mutex<LockTable>,
     pub(crate) rafts: Option<RaftShards>,
     stop: CancellationToken,
 }
@@ -152,6 +156,7 @@ impl Shared {
             follows: Mutex::new(HashMap::new()),
             down_since: Mutex::new(HashMap::new()),
             lag: Mutex::new(LagSamples::default()),
+            locks: Mutex::new(LockTable::default()),
             rafts,
             stop: CancellationToken::new(),
         });
@@ -648,6 +653,18 @@ async fn dispatch(shared: Arc<Shared>, mut rx: mpsc::Receiver<RemoteMessage>) {
                 if let Ok(push) = msg.payload.decode::<pb::Push>(T_PUSH) {
                     shared.on_push(&msg.from, push);
                 }
+            }
+            T_LOCK => {
+                let (Some(reply), Ok(req)) = (msg.reply, msg.payload.decode::<pb::Lock>(T_LOCK))
+                else {
+                    continue;
+                };
+                let answer = if shared.opts.role == Role::Core {
+                    Ok(shared.locks.lock().handle(&msg.from, req))
+                } else {
+                    Err("not a core".to_owned())
+                };
+                reply.reply(answer.map(|a| Payload::encode(T_LOCK_REPLY, &a)));
             }
             T_WRITE => {
                 let Some(reply) = msg.reply else { continue };
