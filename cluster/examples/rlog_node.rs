@@ -223,12 +223,16 @@ async fn run(
             }
             ["status"] => format!("status {:?}", rlog.status()),
             ["lock", k, ms] => {
-                let lock = rlog.lock(k.to_string(), Duration::from_millis(ms.parse()?)).await?;
+                let lock = rlog
+                    .lock(k.to_string(), Duration::from_millis(ms.parse()?))
+                    .await?;
                 locks.insert(k.to_string(), lock);
                 "ok".into()
             }
             ["renew", k] => {
-                let lock = locks.get_mut(*k).ok_or_else(|| anyhow::anyhow!("not held"))?;
+                let lock = locks
+                    .get_mut(*k)
+                    .ok_or_else(|| anyhow::anyhow!("not held"))?;
                 if let Err(e) = lock.renew().await {
                     locks.remove(*k);
                     return Err(e.into());
@@ -236,12 +240,15 @@ async fn run(
                 "ok".into()
             }
             ["unlock", k] => {
-                let lock = locks.remove(*k).ok_or_else(|| anyhow::anyhow!("not held"))?;
+                let lock = locks
+                    .remove(*k)
+                    .ok_or_else(|| anyhow::anyhow!("not held"))?;
                 lock.release().await;
                 "ok".into()
             }
             ["links"] => {
-                let mut up: Vec<String> = handle.connected().iter().map(|n| n.to_string()).collect();
+                let mut up: Vec<String> =
+                    handle.connected().iter().map(|n| n.to_string()).collect();
                 up.sort();
                 format!("links {}", up.join(","))
             }

@@ -139,8 +139,8 @@ pub struct RlogOptions {
     pub window: u64,
     /// How long a consensus write may wait for a quorum.
     pub write_timeout: Duration,
-    /// A replicant whose core is this many entries behind another core's
-    /// reported head for `lag_switch_after` moves to another core.
+    /// A replicant that stays this many entries behind its core's head for
+    /// `lag_switch_after` (its core serves it too slowly) moves to another core.
     pub lag_switch_entries: u64,
     /// See `lag_switch_entries`.
     pub lag_switch_after: Duration,
@@ -373,7 +373,11 @@ impl Rlog {
     /// granted by a majority of `cluster.core_nodes`; renew the returned
     /// lock before [`LeaseLock::valid_until`]. Fails with
     /// [`RlogError::Locked`] when another node holds it.
-    pub async fn lock(&self, key: impl Into<Bytes>, lease: Duration) -> Result<LeaseLock, RlogError> {
+    pub async fn lock(
+        &self,
+        key: impl Into<Bytes>,
+        lease: Duration,
+    ) -> Result<LeaseLock, RlogError> {
         LeaseLock::acquire(
             self.inner.handle.clone(),
             self.inner.opts.core_nodes.clone(),

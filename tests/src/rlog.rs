@@ -75,10 +75,15 @@ pub struct RlogNode {
 impl RlogNode {
     /// Sends one command and returns its answer line.
     pub fn cmd(&mut self, line: &str) -> Result<String> {
+        self.cmd_within(line, Duration::from_secs(40))
+    }
+
+    /// [`cmd`](Self::cmd) with another time limit (bulk loads).
+    pub fn cmd_within(&mut self, line: &str, limit: Duration) -> Result<String> {
         writeln!(self.stdin, "{line}")?;
         self.stdin.flush()?;
         self.lines
-            .recv_timeout(Duration::from_secs(40))
+            .recv_timeout(limit)
             .with_context(|| format!("{}: no answer to {line:?}", self.spec.name))
     }
 

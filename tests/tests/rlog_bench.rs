@@ -66,7 +66,8 @@ fn t90_replication_benchmark() -> Result<()> {
     );
 
     // 3. A replicant bootstrapping `rows` rows (entries of 1,000 rows).
-    let t = secs(&c.node(0)?.cmd(&format!("bulk acl b {rows} 1000 8"))?)?;
+    let load = format!("bulk acl b {rows} 1000 8");
+    let t = secs(&c.node(0)?.cmd_within(&load, Duration::from_secs(600))?)?;
     eprintln!("loaded {rows} rows in {t:.2} s");
     c.kill(4);
     let started = Instant::now();

@@ -35,7 +35,10 @@ fn t60_replicant_bootstraps_during_writes_and_catches_up_from_far_behind() -> Re
     c.converge("digest users", SECS, |a| a.starts_with("digest 1200 "))?;
     c.converge("pos", SECS, |a| a.starts_with("pos "))?;
     let s = c.node(3)?.cmd("status")?;
-    ensure!(field(&s, "auth", "copies") == Some("1"), "expected one full copy: {s}");
+    ensure!(
+        field(&s, "auth", "copies") == Some("1"),
+        "expected one full copy: {s}"
+    );
     Ok(())
 }
 
@@ -64,11 +67,17 @@ enum Down {
 
 #[test]
 fn t70_seeded_schedule_keeps_every_invariant() -> Result<()> {
-    let seed: u64 = std::env::var("RLOG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2026);
+    let seed: u64 = std::env::var("RLOG_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026);
     eprintln!("RLOG_SEED={seed}");
     let mut rng = Rng(seed);
     let mut c = RlogCluster::start(3, 2, &["--grace-ms", "1500"])?;
-    let names: Vec<String> = (1..=3).map(|i| format!("c{i}@127.0.0.1")).chain((1..=2).map(|i| format!("r{i}@127.0.0.1"))).collect();
+    let names: Vec<String> = (1..=3)
+        .map(|i| format!("c{i}@127.0.0.1"))
+        .chain((1..=2).map(|i| format!("r{i}@127.0.0.1")))
+        .collect();
     let mut acked: BTreeMap<String, String> = BTreeMap::new();
     let mut owned: Vec<BTreeSet<String>> = vec![BTreeSet::new(); 5];
     // At most one node is down (killed or isolated) at a time, and only
@@ -87,7 +96,11 @@ fn t70_seeded_schedule_keeps_every_invariant() -> Result<()> {
                 if a.starts_with("ok ") {
                     acked.insert(k, v);
                 } else {
-                    ensure!(down == Some(Down::Isolated(i)), "step {step}: write on {} failed outside a split: {a}", names[i]);
+                    ensure!(
+                        down == Some(Down::Isolated(i)),
+                        "step {step}: write on {} failed outside a split: {a}",
+                        names[i]
+                    );
                 }
             }
             4..=6 => {
@@ -138,14 +151,21 @@ fn t70_seeded_schedule_keeps_every_invariant() -> Result<()> {
         Some(Down::Isolated(i)) => c.heal(i)?,
         None => {}
     }
-    eprintln!("acked {} consensus writes, owned rows {:?}", acked.len(), owned.iter().map(BTreeSet::len).collect::<Vec<_>>());
+    eprintln!(
+        "acked {} consensus writes, owned rows {:?}",
+        acked.len(),
+        owned.iter().map(BTreeSet::len).collect::<Vec<_>>()
+    );
     // 1. Every node converges on the same consensus rows and log index.
     let digest = c.converge("digest users", SECS, |a| a.starts_with("digest "))?;
     let pos = c.converge("pos", SECS, |a| a.starts_with("pos "))?;
     // 2. Every acknowledged consensus write is there, with its value.
     for (k, v) in &acked {
         let a = c.node(rng.below(5))?.cmd(&format!("get users {k}"))?;
-        ensure!(a == format!("val {v}"), "acknowledged {k}={v} lost: {a} ({digest}, {pos})");
+        ensure!(
+            a == format!("val {v}"),
+            "acknowledged {k}={v} lost: {a} ({digest}, {pos})"
+        );
     }
     // 3. Owned rows: exactly the rows each node wrote since its last start.
     let total: usize = owned.iter().map(BTreeSet::len).sum();
@@ -153,17 +173,32 @@ fn t70_seeded_schedule_keeps_every_invariant() -> Result<()> {
     for (i, keys) in owned.iter().enumerate() {
         for k in keys {
             let a = c.node((i + 1) % 5)?.cmd(&format!("oget routes {k}"))?;
-            ensure!(a == format!("val {}=x", names[i]), "{k} of {}: {a}", names[i]);
+            ensure!(
+                a == format!("val {}=x", names[i]),
+                "{k} of {}: {a}",
+                names[i]
+            );
         }
     }
     // 4. A replicant never holds more of the log than the core it follows.
     for r in 3..5 {
         let s = c.node(r)?.cmd("status")?;
-        let rpos: u64 = field(&s, "auth", "position").context("no position")?.parse()?;
-        let core = field(&s, "auth", "following").context("no core")?.to_owned();
-        let ci = names.iter().position(|n| core.contains(n.as_str())).context("unknown core")?;
+        let rpos: u64 = field(&s, "auth", "position")
+            .context("no position")?
+            .parse()?;
+        let core = field(&s, "auth", "following")
+            .context("no core")?
+            .to_owned();
+        let ci = names
+            .iter()
+            .position(|n| core.contains(n.as_str()))
+            .context("unknown core")?;
         let cpos: u64 = c.node(ci)?.cmd("pos")?.trim_start_matches("pos ").parse()?;
-        ensure!(rpos <= cpos, "{} at {rpos} is ahead of {core} at {cpos}", names[r]);
+        ensure!(
+            rpos <= cpos,
+            "{} at {rpos} is ahead of {core} at {cpos}",
+            names[r]
+        );
     }
     Ok(())
 }

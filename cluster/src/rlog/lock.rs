@@ -144,7 +144,10 @@ impl LeaseLock {
     pub async fn renew(&mut self) -> Result<(), RlogError> {
         let started = Instant::now();
         let replies = self.ask(false).await;
-        let granted = replies.iter().filter(|r| r.as_ref().is_some_and(|r| r.granted)).count();
+        let granted = replies
+            .iter()
+            .filter(|r| r.as_ref().is_some_and(|r| r.granted))
+            .count();
         if granted > self.cores.len() / 2 {
             self.valid_until = started + self.lease;
             return Ok(());
@@ -201,16 +204,25 @@ mod tests {
         let lease = Duration::from_secs(5);
         let key = Bytes::from("client-1");
         assert_eq!(t.acquire(key.clone(), &n("a@h"), 1, lease, now), Ok(()));
-        assert_eq!(t.acquire(key.clone(), &n("b@h"), 2, lease, now), Err(n("a@h")));
+        assert_eq!(
+            t.acquire(key.clone(), &n("b@h"), 2, lease, now),
+            Err(n("a@h"))
+        );
         // The holder renews with its token; another token of the same node is refused.
         assert_eq!(t.acquire(key.clone(), &n("a@h"), 1, lease, now), Ok(()));
-        assert_eq!(t.acquire(key.clone(), &n("a@h"), 9, lease, now), Err(n("a@h")));
+        assert_eq!(
+            t.acquire(key.clone(), &n("a@h"), 9, lease, now),
+            Err(n("a@h"))
+        );
         // After the lease, anyone may take it.
         let later = now + lease + Duration::from_millis(1);
         assert_eq!(t.acquire(key.clone(), &n("b@h"), 2, lease, later), Ok(()));
         // Only the holder's release counts.
         t.release(&key, &n("a@h"), 1);
-        assert_eq!(t.acquire(key.clone(), &n("c@h"), 3, lease, later), Err(n("b@h")));
+        assert_eq!(
+            t.acquire(key.clone(), &n("c@h"), 3, lease, later),
+            Err(n("b@h"))
+        );
         t.release(&key, &n("b@h"), 2);
         assert_eq!(t.acquire(key, &n("c@h"), 3, lease, later), Ok(()));
     }

@@ -173,7 +173,7 @@ impl Shared {
         self.stop.cancel();
         self.handle.unregister(RLOG);
         if let Some(r) = &self.rafts {
-            r.shutdown().await;
+            r.shutdown(&self.handle).await;
         }
     }
 
@@ -249,7 +249,9 @@ impl Shared {
                 .cloned();
             turn += 1;
             if let Some(core) = core {
-                let left = deadline.saturating_duration_since(Instant::now()).min(attempt);
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(attempt);
                 match self
                     .handle
                     .call(&core, RLOG, Payload::encode(T_WRITE, &req), left)
@@ -564,8 +566,8 @@ impl Shared {
         self.switch_lagging(&connected);
     }
 
-    /// Moves a replicant off a core whose head stays far behind the best
-    /// head another core reported (the Raft commit index of the leader).
+    /// Moves a replicant off a core that keeps it far behind that core's own
+    /// head (the core is too slow to serve it).
     fn switch_lagging(&self, connected: &[NodeName]) {
         if self.opts.role != Role::Replicant {
             return;

@@ -188,8 +188,9 @@ impl RaftShards {
         Ok(Self { rafts, queues })
     }
 
-    pub(crate) async fn shutdown(&self) {
-        for raft in self.rafts.values() {
+    pub(crate) async fn shutdown(&self, handle: &ClusterHandle) {
+        for (shard, raft) in &self.rafts {
+            handle.unregister(&raft_name(shard));
             let _ = raft.shutdown().await;
         }
     }
