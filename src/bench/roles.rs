@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) subscribers_done: AtomicU64,
     /// The in-flight window over all publishers, if bounded.
     pub(crate) window: Option<Arc<Semaphore>>,
+    /// Its size.
+    pub(crate) window_size: u32,
     /// Whether subscribers give window permits back (end to end) rather
     /// than publishers on acknowledgement.
     pub(crate) window_end_to_end: bool,
@@ -60,6 +62,7 @@ impl Shared {
             publishers_done: AtomicU64::new(0),
             subscribers_done: AtomicU64::new(0),
             window: (window > 0).then(|| Arc::new(Semaphore::new(window as usize))),
+            window_size: window,
             window_end_to_end: end_to_end,
             window_timeout: Duration::from_secs(2),
         }
@@ -187,6 +190,7 @@ pub(crate) async fn publisher(
         return;
     }
     Counters::add(&shared.publishers_started, 1);
+    let batch = batch_size(&shared, &plan, server_receive_maximum);
     let topic = ByteStr::copy_from_str(&plan.topic);
     let start = Instant::now();
     let mut sequence = 0u64;
@@ -200,7 +204,7 @@ pub(crate) async fn publisher(
         } else {
             u64::MAX
         };
-        let mut n = due.saturating_sub(sequence).min(BATCH);
+        let mut n = due.saturating_sub(sequence).min(batch);
         if plan.count > 0 {
             n = n.min(plan.count - sequence);
         }
@@ -231,6 +235,25 @@ pub(crate) async fn publisher(
     Counters::add(&shared.publishers_done, 1);
     let _ = stop.wait_for(|stop| *stop).await;
     acks.abort();
+}
+
+/// Publishes per batch: at most [`BATCH`], and never more than one batch's
+/// permits can be had at once (the broker's receive maximum for QoS 1/2,
+/// the global window divided by the fan-out end to end).
+fn batch_size(shared: &Shared, plan: &PublishPlan, server_receive_maximum: u16) -> u64 {
+    let mut batch = BATCH;
+    if plan.qos != QoS::AtMostOnce {
+        batch = batch.min(u64::from(server_receive_maximum.max(1)));
+    }
+    let per_publish = if shared.window_end_to_end {
+        plan.fanout
+    } else {
+        1
+    };
+    if shared.window.is_some() && per_publish > 0 {
+        batch = batch.min((u64::from(shared.window_size) / per_publish).max(1));
+    }
+    batch
 }
 
 /// Takes the window permits for `n` publishes (global window, and this
@@ -422,5 +445,47 @@ impl Receiver {
         self.latency.flush();
         Counters::add(&self.shared.distinct, self.tracker.distinct());
         Counters::add(&self.shared.gaps, self.tracker.gaps());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(qos: QoS, fanout: u64) -> PublishPlan {
+        PublishPlan {
+            topic: "t".into(),
+            size: 64,
+            qos,
+            retain: false,
+            rate: 0.0,
+            count: 0,
+            fanout,
+        }
+    }
+
+    #[test]
+    fn batches_fit_the_windows() {
+        let unbounded = Shared::new(0, true);
+        assert_eq!(batch_size(&unbounded, &plan(QoS::AtMostOnce, 1), 10), BATCH);
+        assert_eq!(batch_size(&unbounded, &plan(QoS::AtLeastOnce, 1), 10), 10);
+        let end_to_end = Shared::new(5000, true);
+        assert_eq!(
+            batch_size(&end_to_end, &plan(QoS::AtMostOnce, 1000), 100),
+            5
+        );
+        assert_eq!(
+            batch_size(&end_to_end, &plan(QoS::AtMostOnce, 10_000), 100),
+            1
+        );
+        assert_eq!(
+            batch_size(&end_to_end, &plan(QoS::AtMostOnce, 0), 100),
+            BATCH
+        );
+        let acked = Shared::new(20, false);
+        assert_eq!(
+            batch_size(&acked, &plan(QoS::AtLeastOnce, 1000), u16::MAX),
+            20
+        );
     }
 }
