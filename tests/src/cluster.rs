@@ -1,159 +1,399 @@
-//! Multi-process clusters: each node a child process on its own loopback
-//! address (127.0.K.N, dist port 4370 + N, admin port 18083), inspected and
-//! driven through `ctl --json`. Every child is killed when its handle drops.
+//! Multi-process clusters of the real `girder` binary.
 //!
-//! The binary is `$GIRDER_DIST_NODE_BIN`, else the `dist_node` example of
-//! girder-cluster under `$CARGO_TARGET_DIR` (build it with
-//! `cargo build -p girder-cluster --example dist_node`).
+//! Each node is `girder start -c FILE` (the binary from
+//! [`crate::node::girder_bin`]) with a generated HOCON file: its own loopback
+//! address `127.0.K.N` (K: one subnet per test, so tests run side by side),
+//! free ports on that address for the distribution listener, the admin API and
+//! the MQTT listener, fault injection on, and short heartbeats so that a
+//! silent peer is declared down within about a second. Nodes are inspected and
+//! driven through `girder ctl --json`, and every child is killed (SIGKILL) and
+//! reaped when its [`Node`] drops.
+//!
+//! ```no_run
+//! use girder_tests::cluster::{specs, Node};
+//! # fn main() -> anyhow::Result<()> {
+//! let nodes = Node::start_all(specs(70, 3, true)?)?;
+//! let all = nodes.iter().map(|n| n.spec.name.as_str());
+//! let all = girder_tests::cluster::sorted(all);
+//! for n in &nodes {
+//!     n.wait_for("three running", |m| m.running == all)?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::{bail, Context as _, Result};
 
-/// The node binary.
-pub fn binary() -> PathBuf {
-    if let Ok(p) = std::env::var("GIRDER_DIST_NODE_BIN") {
-        return p.into();
-    }
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
-    PathBuf::from(target).join("debug/examples/dist_node")
-}
+use crate::node::girder_bin;
 
-/// How to start one node.
+/// How long [`Node::wait_for`] polls before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// `cluster.dist.heartbeat_interval` of every test node.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(200);
+
+/// `cluster.dist.heartbeat_timeout` of every test node: a peer silent this
+/// long is down.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(1200);
+
+/// How one node is configured.
 #[derive(Debug, Clone)]
 pub struct Spec {
-    /// Subnet byte K of 127.0.K.N: one per test, so tests run in parallel.
-    pub subnet: u8,
-    /// N: the node's number (`nN@127.0.K.N`).
-    pub n: u8,
+    /// `node.name`: `nN@127.0.K.N`.
+    pub name: String,
+    /// The loopback address every listener of the node binds.
+    pub ip: Ipv4Addr,
+    /// `cluster.dist.bind` port.
+    pub dist_port: u16,
+    /// `admin.bind` port.
+    pub admin_port: u16,
+    /// `listeners.tcp.default.bind` port.
+    pub mqtt_port: u16,
     /// `node.cookie`.
     pub cookie: String,
-    /// Static seeds, as node numbers in the same subnet.
-    pub seeds: Vec<u8>,
+    /// `cluster.name`.
+    pub cluster: String,
+    /// `cluster.static.seeds` as `name@host:port`; empty means
+    /// `discovery_strategy = manual`.
+    pub seeds: Vec<String>,
 }
 
 impl Spec {
-    /// A node with the default cookie and no seeds.
-    pub fn new(subnet: u8, n: u8) -> Self {
-        Self {
-            subnet,
-            n,
-            cookie: "girder".into(),
+    /// Node N of subnet K, with free ports on `127.0.K.N`, the cookie
+    /// `girder-test`, the cluster `girdercl` and no seeds.
+    pub fn new(subnet: u8, n: u8) -> Result<Self> {
+        let ip = Ipv4Addr::new(127, 0, subnet, n);
+        Ok(Self {
+            name: format!("n{n}@{ip}"),
+            ip,
+            dist_port: free_port_on(ip)?,
+            admin_port: free_port_on(ip)?,
+            mqtt_port: free_port_on(ip)?,
+            cookie: "girder-test".into(),
+            cluster: "girdercl".into(),
             seeds: Vec::new(),
+        })
+    }
+
+    /// `name@host:port`: how seeds and `ctl cluster join` address the node.
+    pub fn target(&self) -> String {
+        format!("{}:{}", self.name, self.dist_port)
+    }
+
+    /// The admin endpoint, as `girder ctl --node` takes it.
+    pub fn admin(&self) -> SocketAddr {
+        SocketAddr::from((self.ip, self.admin_port))
+    }
+
+    /// The node's configuration file, with its data under `data_dir`.
+    pub fn config(&self, data_dir: &std::path::Path) -> String {
+        let strategy = if self.seeds.is_empty() {
+            "manual"
+        } else {
+            "static"
+        };
+        let seeds = self
+            .seeds
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut conf = String::new();
+        let _ = write!(
+            conf,
+            "node {{\n  name = {name:?}\n  cookie = {cookie:?}\n  data_dir = {data:?}\n}}\n\
+             cluster {{\n  name = {cluster:?}\n  discovery_strategy = {strategy}\n  \
+             static.seeds = [{seeds}]\n  dist {{\n    bind = \"{ip}:{dist}\"\n    \
+             heartbeat_interval = {hb}ms\n    heartbeat_timeout = {hbt}ms\n    \
+             connect_timeout = 1s\n    fault_injection = true\n  }}\n}}\n\
+             listeners.tcp.default.bind = \"{ip}:{mqtt}\"\n\
+             admin.bind = \"{ip}:{admin}\"\n\
+             log.console.level = info\n",
+            name = self.name,
+            cookie = self.cookie,
+            data = data_dir.display().to_string(),
+            cluster = self.cluster,
+            ip = self.ip,
+            dist = self.dist_port,
+            mqtt = self.mqtt_port,
+            admin = self.admin_port,
+            hb = HEARTBEAT_INTERVAL.as_millis(),
+            hbt = HEARTBEAT_TIMEOUT.as_millis(),
+        );
+        conf
+    }
+}
+
+/// `count` nodes `n1..=nCOUNT` of subnet K; with `static_seeds`, every node
+/// lists all of them (itself included, as a shared config file would) as
+/// static seeds, otherwise discovery is manual.
+pub fn specs(subnet: u8, count: u8, static_seeds: bool) -> Result<Vec<Spec>> {
+    let mut specs = (1..=count)
+        .map(|n| Spec::new(subnet, n))
+        .collect::<Result<Vec<_>>>()?;
+    if static_seeds {
+        let seeds: Vec<String> = specs.iter().map(Spec::target).collect();
+        for s in &mut specs {
+            s.seeds.clone_from(&seeds);
         }
     }
+    Ok(specs)
+}
 
-    /// The node's name.
-    pub fn name(&self) -> String {
-        name(self.subnet, self.n)
-    }
+/// A port the OS reports free on `ip` right now.
+fn free_port_on(ip: Ipv4Addr) -> Result<u16> {
+    let listener = TcpListener::bind((ip, 0)).with_context(|| format!("no free port on {ip}"))?;
+    Ok(listener.local_addr()?.port())
+}
 
-    /// Its admin endpoint.
-    pub fn admin(&self) -> String {
-        format!("127.0.{}.{}:18083", self.subnet, self.n)
+/// Names, sorted: the shape [`Members`] lists have.
+pub fn sorted<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut v: Vec<String> = names.into_iter().map(str::to_owned).collect();
+    v.sort();
+    v
+}
+
+/// `girder ctl cluster status` as one node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Members {
+    /// `running_nodes`, sorted.
+    pub running: Vec<String>,
+    /// `stopped_nodes`, sorted.
+    pub stopped: Vec<String>,
+}
+
+impl Members {
+    /// Whether `name` is listed at all, running or stopped.
+    pub fn knows(&self, name: &str) -> bool {
+        self.running.iter().chain(&self.stopped).any(|n| n == name)
     }
 }
 
-/// `nN@127.0.K.N`.
-pub fn name(subnet: u8, n: u8) -> String {
-    format!("n{n}@127.0.{subnet}.{n}")
-}
-
-/// A running node process; killed (SIGKILL) on drop.
+/// A `girder start` process; killed with SIGKILL and reaped on drop.
 #[derive(Debug)]
 pub struct Node {
-    /// How it was started.
+    /// How it is configured.
     pub spec: Spec,
     child: Option<Child>,
+    /// Config file, data dir and log; kept across restarts.
+    dir: tempfile::TempDir,
 }
 
 impl Node {
-    /// Starts a node and waits until its admin endpoint answers.
-    pub fn start(spec: Spec) -> anyhow::Result<Self> {
-        let mut cmd = Command::new(binary());
-        cmd.args([
-            "node",
-            "--name",
-            &spec.name(),
-            "--cookie",
-            &spec.cookie,
-            "--fault-injection",
-        ])
-        .args([
-            "--dist",
-            &format!(
-                "127.0.{}.{}:{}",
-                spec.subnet,
-                spec.n,
-                4370 + u16::from(spec.n)
-            ),
-        ])
-        .args(["--admin", &spec.admin()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        for s in &spec.seeds {
-            cmd.args(["--seed", &name(spec.subnet, *s)]);
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("spawning {}", binary().display()))?;
-        let node = Self {
-            spec,
-            child: Some(child),
-        };
-        node.wait_for("the admin endpoint", |n| n.ctl(&["status"]).is_ok())?;
+    /// Starts one node and waits until its admin endpoint answers.
+    pub fn start(spec: Spec) -> Result<Self> {
+        let mut node = Self::spawn(spec)?;
+        node.wait_started()?;
         Ok(node)
     }
 
-    /// Kills the process with SIGKILL (`kill -9`).
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+    /// Starts every node first and then waits for each, so that they boot in
+    /// parallel.
+    pub fn start_all(specs: Vec<Spec>) -> Result<Vec<Self>> {
+        let mut nodes = specs
+            .into_iter()
+            .map(Self::spawn)
+            .collect::<Result<Vec<_>>>()?;
+        for n in &mut nodes {
+            n.wait_started()?;
         }
+        Ok(nodes)
     }
 
-    /// Runs `ctl --json ARGS` against this node; the parsed JSON.
-    pub fn ctl(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
-        let out = Command::new(binary())
-            .args(["ctl", "--json", "--node", &self.spec.admin()])
-            .args(args)
-            .output()?;
-        if !out.status.success() {
-            bail!("ctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(serde_json::from_slice(&out.stdout)?)
-    }
-
-    /// `(running, stopped)` node names, sorted.
-    pub fn members(&self) -> anyhow::Result<(Vec<String>, Vec<String>)> {
-        let v = self.ctl(&["cluster", "status"])?;
-        let list = |k: &str| {
-            let mut l: Vec<String> = v[k]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect();
-            l.sort();
-            l
+    fn spawn(spec: Spec) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("girder-cl-").tempdir()?;
+        std::fs::write(
+            dir.path().join("girder.conf"),
+            spec.config(&dir.path().join("data")),
+        )?;
+        let mut node = Self {
+            spec,
+            child: None,
+            dir,
         };
-        Ok((list("running_nodes"), list("stopped_nodes")))
+        node.launch()?;
+        Ok(node)
     }
 
-    /// Polls `check` every 100 ms for at most ten seconds.
-    pub fn wait_for(&self, what: &str, mut check: impl FnMut(&Self) -> bool) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !check(self) {
+    fn launch(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        let child = Command::new(girder_bin())
+            .arg("start")
+            .arg("-c")
+            .arg(self.dir.path().join("girder.conf"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawning {}", girder_bin().display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Polls until the admin endpoint accepts and `ctl status` names this
+    /// node; fails early, with the log, if the process exits.
+    fn wait_started(&mut self) -> Result<()> {
+        let deadline = Instant::now() + WAIT;
+        let admin = self.spec.admin();
+        loop {
+            if let Some(child) = &mut self.child {
+                if let Some(status) = child.try_wait()? {
+                    bail!("{} exited with {status}: {}", self.spec.name, self.log());
+                }
+            }
+            if TcpStream::connect_timeout(&admin, Duration::from_millis(200)).is_ok() {
+                let status = self.ctl(&["status"])?;
+                if status["node"] != self.spec.name.as_str() {
+                    bail!("{admin} is {}, not {}", status["node"], self.spec.name);
+                }
+                return Ok(());
+            }
             if Instant::now() > deadline {
-                bail!("{}: timed out waiting for {what}", self.spec.name());
+                bail!("{} did not start in time: {}", self.spec.name, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process with SIGKILL (`kill -9`) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again with the same config file and data dir (a
+    /// restart of the same node, as after a crash), killing it first if it
+    /// still runs; waits until the admin endpoint answers.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.launch()?;
+        self.wait_started()
+    }
+
+    /// Runs `girder ctl --json --node ADMIN ARGS`; the parsed JSON output.
+    pub fn ctl(&self, args: &[&str]) -> Result<serde_json::Value> {
+        let out = self.ctl_raw(args)?;
+        if !out.status.success() {
+            bail!(
+                "{}: ctl {args:?}: {}",
+                self.spec.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("ctl {args:?}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Runs a ctl command that must fail; its error output.
+    pub fn ctl_fails(&self, args: &[&str]) -> Result<String> {
+        let out = self.ctl_raw(args)?;
+        if out.status.success() {
+            bail!(
+                "{}: ctl {args:?} succeeded: {}",
+                self.spec.name,
+                String::from_utf8_lossy(&out.stdout).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    fn ctl_raw(&self, args: &[&str]) -> Result<std::process::Output> {
+        Command::new(girder_bin())
+            .args(["ctl", "--json", "--node", &self.spec.admin().to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("running girder ctl")
+    }
+
+    /// `ctl cluster status`, checked to come from this node.
+    pub fn members(&self) -> Result<Members> {
+        let v = self.ctl(&["cluster", "status"])?;
+        if v["node"] != self.spec.name.as_str() {
+            bail!("cluster status from {}, not {}", v["node"], self.spec.name);
+        }
+        let list = |key: &str| {
+            sorted(
+                v[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(serde_json::Value::as_str),
+            )
+        };
+        Ok(Members {
+            running: list("running_nodes"),
+            stopped: list("stopped_nodes"),
+        })
+    }
+
+    /// Polls the membership every 100 ms until `check` holds; fails after
+    /// [`WAIT`] with the last membership seen. Returns how long it took.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        mut check: impl FnMut(&Members) -> bool,
+    ) -> Result<Duration> {
+        let start = Instant::now();
+        loop {
+            let seen = self.members();
+            if seen.as_ref().is_ok_and(&mut check) {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > WAIT {
+                bail!(
+                    "{}: timed out waiting for {what}; last seen {seen:?}",
+                    self.spec.name
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Polls the membership every 200 ms for `period` and fails on the first
+    /// reading where `check` does not hold.
+    pub fn holds_for(
+        &self,
+        what: &str,
+        period: Duration,
+        mut check: impl FnMut(&Members) -> bool,
+    ) -> Result<()> {
+        let end = Instant::now() + period;
+        while Instant::now() < end {
+            let m = self.members()?;
+            if !check(&m) {
+                bail!("{}: {what} no longer holds: {m:?}", self.spec.name);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
         Ok(())
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("node.log")
+    }
+
+    /// Everything the node (all its runs) wrote to stdout and stderr.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 }
 
