@@ -77,8 +77,8 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let mut o = ClusterOptions::new(&cli.name, &cli.cookie, "girder")?;
     o.dist_bind = cli.dist;
-    o.heartbeat_interval = Duration::from_millis(200);
-    o.heartbeat_misses = 3;
+    o.heartbeat_interval = Duration::from_millis(300);
+    o.heartbeat_misses = 5;
     o.discovery_interval = Duration::from_millis(300);
     o.backoff.max = Duration::from_millis(300);
     o.fault_injection = true;

@@ -24,6 +24,10 @@ use crate::rlog::store::Op;
 /// Rows per snapshot chunk, and entries per push.
 const ROWS_PER_PUSH: usize = 10_000;
 const ENTRIES_PER_PUSH: usize = 1_000;
+/// Ops per push, and per subscriber per round of the pump (the rest goes
+/// out on the next round, which the subscriber's acknowledgement triggers).
+const OPS_PER_PUSH: usize = 10_000;
+const OPS_PER_ROUND: usize = 50_000;
 
 /// Converts ops to their wire form.
 pub(crate) fn ops_to_pb(ops: &[Op]) -> Vec<pb::Op> {
@@ -194,11 +198,23 @@ impl Feed {
                 continue;
             }
             let limit = self.head.min(sub.acked + self.window);
-            while sub.sent < limit {
+            let mut ops_this_round = 0;
+            while sub.sent < limit && ops_this_round < OPS_PER_ROUND {
                 let start = (sub.sent - oldest) as usize;
-                let n = ((limit - sub.sent) as usize).min(ENTRIES_PER_PUSH);
-                let entries: Vec<pb::Entry> = self.ring.range(start..start + n).cloned().collect();
-                sub.sent += n as u64;
+                let most = ((limit - sub.sent) as usize).min(ENTRIES_PER_PUSH);
+                // Cut the push at OPS_PER_PUSH ops (at least one entry), so
+                // no frame on the link is large enough to delay heartbeats.
+                let mut entries = Vec::new();
+                let mut ops = 0;
+                for e in self.ring.range(start..start + most) {
+                    if !entries.is_empty() && ops + e.ops.len() > OPS_PER_PUSH {
+                        break;
+                    }
+                    ops += e.ops.len();
+                    entries.push(e.clone());
+                }
+                ops_this_round += ops;
+                sub.sent += entries.len() as u64;
                 out.push((
                     node.clone(),
                     pb::Push {

@@ -119,3 +119,26 @@ fn a_new_epoch_replaces_the_rows_and_a_gap_resubscribes() {
         "old sessions are ignored"
     );
 }
+
+#[test]
+fn large_entries_are_cut_into_bounded_pushes_and_rounds() {
+    let core = n("core1@h");
+    let me = n("rep@h");
+    let mut feed = Feed::new("shard:s", 0, 0, 1000, 1000);
+    let big: Vec<pb::Op> = (0..4_000).flat_map(|i| put(&i.to_string())).collect();
+    for i in 1..=20 {
+        feed.append(i, big.clone(), 0);
+    }
+    let mut f = Follow::new();
+    feed.subscribe(&me, &f.subscribe("shard:s", core.clone(), 1));
+    let pushes = feed.pump(&mut rows);
+    assert!(pushes.iter().all(|(_, p)| p.entries.iter().map(|e| e.ops.len()).sum::<usize>() <= 10_000));
+    let sent: usize = pushes.iter().map(|(_, p)| p.entries.len()).sum();
+    assert!(sent < 20, "one round sends a bounded number of ops, sent {sent} entries");
+    deliver(&mut f, &core, pushes);
+    while f.pos < 20 {
+        let more = feed.pump(&mut rows);
+        assert!(!more.is_empty(), "the next round sends the rest");
+        deliver(&mut f, &core, more);
+    }
+}

@@ -135,6 +135,7 @@ impl RaftShards {
                 election_timeout_max: hb * 6,
                 snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_every),
                 max_in_snapshot_log_to_keep: opts.snapshot_every / 2,
+                max_payload_entries: MAX_PAYLOAD_ENTRIES,
                 ..Default::default()
             }
             .validate()
@@ -244,8 +245,11 @@ struct Pending {
     tx: oneshot::Sender<Result<u64, String>>,
 }
 
-/// Most writes grouped in one log entry.
+/// Most writes, and most ops, grouped in one log entry: entries stay small
+/// enough that an AppendEntries of `MAX_PAYLOAD_ENTRIES` of them is a few MB.
 const MAX_BATCH: usize = 1024;
+const MAX_BATCH_OPS: usize = 2048;
+const MAX_PAYLOAD_ENTRIES: u64 = 32;
 
 /// Takes queued writes in batches and commits each batch as one entry.
 async fn batcher(
@@ -256,10 +260,14 @@ async fn batcher(
     mut rx: mpsc::UnboundedReceiver<Pending>,
 ) {
     while let Some(first) = rx.recv().await {
+        let mut ops_in = first.ops.len();
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < MAX_BATCH && ops_in < MAX_BATCH_OPS {
             match rx.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok(p) => {
+                    ops_in += p.ops.len();
+                    batch.push(p);
+                }
                 Err(_) => break,
             }
         }
