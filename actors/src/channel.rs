@@ -399,11 +399,16 @@ impl ChannelActor {
     fn terminate(&mut self, ctx: &mut Context<Self>) {
         self.unindex();
         self.redispatch_shared();
+        self.unregister();
+        self.drop_socket(ctx);
+        ctx.stop();
+    }
+
+    /// Frees the client id, unless another channel took it since.
+    fn unregister(&mut self) {
         if let Some(client_id) = self.registered.take() {
             self.shared.cm.unregister(&client_id, self.id);
         }
-        self.drop_socket(ctx);
-        ctx.stop();
     }
 
     /// The session ends with QoS 1/2 messages its client never
@@ -535,14 +540,8 @@ impl Actor for ChannelActor {
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         // A stop that did not go through terminate (e.g. shutdown) still
         // cleans up the shared tables.
-        if let Some(sub) = &self.subscriber {
-            for filter in self.indexed.drain() {
-                self.shared.router.unsubscribe(&filter, sub);
-            }
-        }
-        if let Some(client_id) = self.registered.take() {
-            self.shared.cm.unregister(&client_id, self.id);
-        }
+        self.unindex();
+        self.unregister();
         if self.counted_connection {
             self.counted_connection = false;
             Metrics::dec(&self.shared.metrics.connections);
