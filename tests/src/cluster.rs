@@ -361,8 +361,8 @@ impl Node {
         }
     }
 
-    /// Polls the membership every 200 ms for `period` and fails on the first
-    /// reading where `check` does not hold.
+    /// Reads the membership now and then every 200 ms until `period` has
+    /// passed, and fails on the first reading where `check` does not hold.
     pub fn holds_for(
         &self,
         what: &str,
@@ -370,21 +370,16 @@ impl Node {
         mut check: impl FnMut(&Members) -> bool,
     ) -> Result<()> {
         let end = Instant::now() + period;
-        while Instant::now() < end {
+        loop {
             let m = self.members()?;
             if !check(&m) {
                 bail!("{}: {what} no longer holds: {m:?}", self.spec.name);
             }
+            if Instant::now() >= end {
+                return Ok(());
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
-        Ok(())
-    }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     fn log_path(&self) -> PathBuf {

@@ -111,7 +111,12 @@ fn a_wrong_cookie_or_cluster_name_is_refused() -> anyhow::Result<()> {
     }
     for n in [wrong_cookie, wrong_cluster] {
         let m = n.members()?;
-        assert_eq!(m.running, [n.spec.name.clone()], "{} is alone", n.spec.name);
+        assert_eq!(
+            m.running,
+            std::slice::from_ref(&n.spec.name),
+            "{} is alone",
+            n.spec.name
+        );
         assert!(m.stopped.is_empty(), "{m:?}");
     }
     // n1 says why, without learning anything from the cookie itself.
