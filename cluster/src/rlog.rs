@@ -145,6 +145,8 @@ pub struct RlogOptions {
     /// See `lag_switch_entries`.
     pub lag_switch_after: Duration,
     /// Raft: heartbeat interval; elections time out at 3–6 heartbeats.
+    /// openraft also uses it as the time limit of one AppendEntries, so it
+    /// must cover sending a full one (8 entries of up to 2048 ops).
     pub raft_heartbeat: Duration,
     /// Raft: log entries between snapshots (older entries are compacted).
     pub snapshot_every: u64,
@@ -164,7 +166,7 @@ impl Default for RlogOptions {
             write_timeout: Duration::from_secs(5),
             lag_switch_entries: 10_000,
             lag_switch_after: Duration::from_secs(5),
-            raft_heartbeat: Duration::from_millis(100),
+            raft_heartbeat: Duration::from_millis(250),
             snapshot_every: 100_000,
         }
     }

@@ -249,7 +249,7 @@ struct Pending {
 /// enough that an AppendEntries of `MAX_PAYLOAD_ENTRIES` of them is a few MB.
 const MAX_BATCH: usize = 1024;
 const MAX_BATCH_OPS: usize = 2048;
-const MAX_PAYLOAD_ENTRIES: u64 = 32;
+const MAX_PAYLOAD_ENTRIES: u64 = 8;
 
 /// Takes queued writes in batches and commits each batch as one entry.
 async fn batcher(
