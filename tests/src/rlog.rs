@@ -250,6 +250,7 @@ impl RlogCluster {
             self.node(i)?.cmd(&format!("cut {o}"))?;
         }
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut quiet = 0;
         loop {
             let links = self.node(i)?.cmd("links")?;
             let up: Vec<String> = links
@@ -260,8 +261,15 @@ impl RlogCluster {
                 .map(str::to_owned)
                 .collect();
             if up.is_empty() {
-                return Ok(());
+                // No link for a second: no handshake was still in flight.
+                quiet += 1;
+                if quiet == 5 {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
             }
+            quiet = 0;
             if Instant::now() > deadline {
                 bail!("{} still linked to {up:?}", self.specs[i].name);
             }
