@@ -132,9 +132,14 @@ fn large_entries_are_cut_into_bounded_pushes_and_rounds() {
     let mut f = Follow::new();
     feed.subscribe(&me, &f.subscribe("shard:s", core.clone(), 1));
     let pushes = feed.pump(&mut rows);
-    assert!(pushes.iter().all(|(_, p)| p.entries.iter().map(|e| e.ops.len()).sum::<usize>() <= 10_000));
+    assert!(pushes
+        .iter()
+        .all(|(_, p)| p.entries.iter().map(|e| e.ops.len()).sum::<usize>() <= 10_000));
     let sent: usize = pushes.iter().map(|(_, p)| p.entries.len()).sum();
-    assert!(sent < 20, "one round sends a bounded number of ops, sent {sent} entries");
+    assert!(
+        sent < 20,
+        "one round sends a bounded number of ops, sent {sent} entries"
+    );
     deliver(&mut f, &core, pushes);
     while f.pos < 20 {
         let more = feed.pump(&mut rows);
