@@ -293,7 +293,12 @@ impl Router {
         if message.payload.is_empty() {
             store.remove(&message.topic);
         } else if store
-            .set(&message.topic, Arc::clone(message), message.expires_at, now)
+            .set(
+                &message.topic,
+                Arc::new(message.compact()),
+                message.expires_at,
+                now,
+            )
             .is_err()
         {
             self.metrics.retained_refused();

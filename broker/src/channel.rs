@@ -27,6 +27,8 @@ mod tests;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::codec::{
     encoded_len, ByteStr, Disconnect, DisconnectProperties, LastWill, Packet, ProtocolVersion,
     PubAck, PubComp, PubRec, Publish, PublishProperties, QoS, ReasonCode, RetainHandling, SubAck,
@@ -431,6 +433,8 @@ impl Channel {
         let mut reason_codes = Vec::with_capacity(subscribe.filters.len());
         let mut actions = Vec::with_capacity(subscribe.filters.len());
         for (filter, options) in subscribe.filters {
+            // Kept as long as the subscription: compacted out of the read buffer.
+            let filter = filter.compact();
             let parsed = match parse_filter(&filter, &self.config.topic_limits) {
                 Ok(parsed) => parsed,
                 Err(_) => {
@@ -807,13 +811,14 @@ pub fn refusal_packet(reason: ReasonCode) -> Packet {
 /// The message a will becomes when it is published.
 fn will_message(will: &LastWill, from: ByteStr, now: Instant) -> Message {
     let props = &will.properties;
+    // A will waits for the whole connection: copied out of the read buffer.
     let publish = Publish {
         dup: false,
         qos: will.qos,
         retain: will.retain,
-        topic: will.topic.clone(),
+        topic: will.topic.compact(),
         packet_id: None,
-        payload: will.payload.clone(),
+        payload: Bytes::copy_from_slice(&will.payload),
         properties: PublishProperties {
             payload_format_indicator: props.payload_format_indicator,
             message_expiry_interval: props.message_expiry_interval,

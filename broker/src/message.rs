@@ -135,6 +135,33 @@ impl Message {
         }
     }
 
+    /// A copy whose strings and bytes have allocations of their own, for a
+    /// message kept long (the retained store): decoded fields are slices of
+    /// the read buffer they arrived in and would keep all of it alive.
+    pub fn compact(&self) -> Self {
+        let props = &self.properties;
+        Self {
+            topic: self.topic.compact(),
+            payload: Bytes::copy_from_slice(&self.payload),
+            properties: MessageProperties {
+                payload_format_indicator: props.payload_format_indicator,
+                content_type: props.content_type.as_ref().map(ByteStr::compact),
+                response_topic: props.response_topic.as_ref().map(ByteStr::compact),
+                correlation_data: props
+                    .correlation_data
+                    .as_deref()
+                    .map(Bytes::copy_from_slice),
+                user_properties: props
+                    .user_properties
+                    .iter()
+                    .map(|(key, value)| (key.compact(), value.compact()))
+                    .collect(),
+            },
+            from: self.from.compact(),
+            ..self.clone()
+        }
+    }
+
     /// True once the message expiry deadline has passed (at `now` or before).
     pub fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|deadline| now >= deadline)

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use girder_tests::mqtt::{
-    ack, find, kind, prop, unique, Broker, Connect, Prop, Publish, RawClient, V5Client, Version,
-    QUIET,
+    ack, kind, prop, unique, Broker, Connect, Prop, Publish, RawClient, V5Client, Version, QUIET,
 };
 use rumqttc::v5::mqttbytes::QoS;
 

@@ -48,7 +48,7 @@ impl InboundAliases {
         if topic.is_empty() {
             self.topics.get(&alias).cloned().ok_or(AliasError::Unknown)
         } else {
-            self.topics.insert(alias, topic.clone());
+            self.topics.insert(alias, topic.compact());
             Ok(topic.clone())
         }
     }
@@ -97,7 +97,7 @@ impl OutboundAliases {
         }
         // `next` is at most `max`, a u16.
         let alias = next as u16;
-        self.aliases.insert(topic.clone(), alias);
+        self.aliases.insert(topic.compact(), alias);
         OutboundAlias::Set(alias)
     }
 

@@ -67,10 +67,11 @@ pub(super) fn accept(
         return Err(ReasonCode::BadAuthenticationMethod);
     }
 
-    let mut client_id = connect.client_id.clone();
+    // Kept for the life of the connection: compacted out of the read buffer.
+    let mut client_id = connect.client_id.compact();
     if config.use_username_as_clientid {
         if let Some(username) = &connect.username {
-            client_id = username.clone();
+            client_id = username.compact();
         }
     }
     let mut assigned_client_id = false;
@@ -121,7 +122,7 @@ pub(super) fn accept(
         protocol: connect.protocol,
         client_id,
         assigned_client_id,
-        username: connect.username.clone(),
+        username: connect.username.as_ref().map(ByteStr::compact),
         clean_start: connect.clean_start,
         keep_alive,
         session_expiry,

@@ -131,6 +131,14 @@ impl ByteStr {
     pub fn into_bytes(self) -> Bytes {
         self.0
     }
+
+    /// A copy in an allocation of its own. Decoded strings are slices of the
+    /// read buffer they came in; a string kept for long (a client id, a
+    /// subscription filter) is compacted so that it does not keep the whole
+    /// buffer alive.
+    pub fn compact(&self) -> Self {
+        Self(Bytes::copy_from_slice(&self.0))
+    }
 }
 
 impl Deref for ByteStr {
