@@ -13,7 +13,8 @@
 # DIR/report.md (tables with girder / best peer ratios) and DIR/chart.png.
 #
 # Every run is bounded: each scenario by its --duration plus connect and
-# drain deadlines, and by `timeout` around it. Open files are capped at about
+# drain deadlines, and by `timeout` around it. The load average before each
+# run goes to DIR/loadavg.txt: other work on the machine shows up there. Open files are capped at about
 # 20,000 per process here, so connection counts stay below 19,500.
 set -euo pipefail
 
@@ -184,7 +185,7 @@ available() {
 if [ "$MODE" = quick ]; then
   D=3; IDLE1=1000; IDLE2=2000; FANOUT=200; PAIRS=200; PAIR_RATE=4000; STORM_SUBS=100; STORM_RET=1000
 else
-  D=15; IDLE1=10000; IDLE2=19000; FANOUT=1000; PAIRS=1000; PAIR_RATE=20000; STORM_SUBS=200; STORM_RET=5000
+  D=15; IDLE1=10000; IDLE2=19000; FANOUT=1000; PAIRS=1000; PAIR_RATE=20000; STORM_SUBS=1000; STORM_RET=1000
 fi
 SCENARIOS=(
   "idle-$IDLE1|3|conn -c $IDLE1 --connect-rate 5000 --sources 4 --hold $D -d $((D + 5))"
@@ -224,6 +225,7 @@ for entry in "${SCENARIOS[@]}"; do
       continue
     fi
     log "== $name on $broker"
+    echo "$name $broker $(cat /proc/loadavg)" >>"$OUT/loadavg.txt"
     start_broker "$broker" "$version" || continue
     # shellcheck disable=SC2086 # the arguments are split on purpose
     if ! timeout 600 "$GIRDER" bench $args --mqtt "$version" --host "$BROKER_ADDR" \
