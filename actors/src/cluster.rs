@@ -5,8 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use girder_cluster::{ClusterHandle, ClusterOptions, Discovery};
-use girder_config::{Config, DiscoveryStrategy};
+use girder_cluster::rlog::{Rlog, RlogOptions, Role, ShardKind, ShardSpec};
+use girder_cluster::{ClusterHandle, ClusterOptions, Discovery, NodeName};
+use girder_config::{Config, DbRole, DiscoveryStrategy};
 use tokio::sync::oneshot;
 use tracing::{error, info};
 
@@ -51,11 +52,65 @@ pub fn cluster_options(config: &Config) -> Result<ClusterOptions, NodeError> {
     Ok(options)
 }
 
+/// The owned table of routes: filter → the nodes with subscribers to it
+/// (each node owns its rows).
+pub const ROUTES: &str = "routes";
+/// The owned table of the client registry: client id → the node holding
+/// its session.
+pub const CLIENTS: &str = "clients";
+
+/// The replicated tables the broker registers (DESIGN §4): owned shards for
+/// routes and the client registry, consensus shards for what every node must
+/// agree on (users, ACL rules, banned clients).
+fn shards() -> Vec<ShardSpec> {
+    vec![
+        ShardSpec::new("route", ShardKind::Owned, &[ROUTES]),
+        ShardSpec::new("session", ShardKind::Owned, &[CLIENTS]),
+        ShardSpec::new("auth", ShardKind::Consensus, &["users", "acl", "banned"]),
+    ]
+}
+
+/// The replicated-table options of a node: its role, the cores (this node
+/// alone when `cluster.core_nodes` is empty and it is a core), its data
+/// directory.
+pub fn rlog_options(config: &Config) -> Result<RlogOptions, NodeError> {
+    let parse = |name: &str| NodeName::parse(name).map_err(|e| NodeError::Config(e.to_string()));
+    let role = match config.node.role {
+        DbRole::Core => Role::Core,
+        DbRole::Replicant => Role::Replicant,
+    };
+    let mut core_nodes = config
+        .cluster
+        .core_nodes
+        .iter()
+        .map(|n| parse(&n.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if core_nodes.is_empty() {
+        if role == Role::Replicant {
+            return Err(NodeError::Config(
+                "config error: cluster.core_nodes is empty: a replicant needs the cores it may follow"
+                    .to_owned(),
+            ));
+        }
+        core_nodes.push(parse(&config.node.name.to_string())?);
+    }
+    Ok(RlogOptions {
+        role,
+        core_nodes,
+        data_dir: Some(config.node.data_dir.clone()),
+        shards: shards(),
+        owner_grace: config.cluster.owned_rows_grace_period.0,
+        ..RlogOptions::default()
+    })
+}
+
 /// The running cluster side of a node.
 #[derive(Debug)]
 pub struct ClusterSide {
     /// The distribution layer.
     pub handle: ClusterHandle,
+    /// The replicated tables.
+    pub rlog: Rlog,
     admin_stop: Option<oneshot::Sender<()>>,
     /// Where the admin API listens.
     pub admin_addr: Option<SocketAddr>,
@@ -70,8 +125,20 @@ impl ClusterSide {
             .await
             .map_err(|e| NodeError::Cluster(format!("distribution on {dist_bind}: {e}")))?;
         info!(node = %handle.node(), addr = %handle.local_addr(), "distribution_started");
+        let rlog_opts = rlog_options(config)?;
+        std::fs::create_dir_all(&config.node.data_dir).map_err(|e| {
+            NodeError::Config(format!(
+                "config error: node.data_dir = {:?}: cannot create it: {e}",
+                config.node.data_dir.display().to_string()
+            ))
+        })?;
+        let rlog = Rlog::start(handle.clone(), rlog_opts)
+            .await
+            .map_err(|e| NodeError::Cluster(format!("replicated tables: {e}")))?;
+        info!(role = ?rlog.role(), "rlog_started");
         let mut side = ClusterSide {
             handle,
+            rlog,
             admin_stop: None,
             admin_addr: None,
         };
@@ -105,11 +172,13 @@ impl ClusterSide {
         Ok(side)
     }
 
-    /// Stops the admin endpoint and leaves the distribution layer.
+    /// Stops the admin endpoint, the replicated tables and the distribution
+    /// layer.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.admin_stop.take() {
             let _ = stop.send(());
         }
+        self.rlog.shutdown().await;
         self.handle.shutdown().await;
     }
 }

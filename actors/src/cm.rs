@@ -8,10 +8,14 @@
 use std::collections::HashMap;
 
 use actix::Addr;
+use bytes::Bytes;
 use girder_broker::codec::ByteStr;
+use girder_cluster::rlog::Rlog;
 use parking_lot::Mutex;
+use tracing::warn;
 
 use crate::channel::ChannelActor;
+use crate::cluster::CLIENTS;
 
 /// A registered channel: the actor incarnation's id and its address.
 #[derive(Debug, Clone)]
@@ -22,29 +26,51 @@ pub struct Registered {
     pub addr: Addr<ChannelActor>,
 }
 
-/// Client id → channel actor, for this node.
+/// Client id → channel actor, for this node; mirrored as this node's rows
+/// of the replicated client table.
 #[derive(Debug, Default)]
 pub struct ClientRegistry {
     channels: Mutex<HashMap<ByteStr, Registered>>,
+    tables: Option<Rlog>,
 }
 
 impl ClientRegistry {
-    /// An empty registry.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty registry; `tables` receives this node's client rows.
+    pub fn new(tables: Option<Rlog>) -> Self {
+        Self {
+            channels: Mutex::default(),
+            tables,
+        }
     }
 
     /// Makes `entry` the holder of `client_id`, returning the previous
     /// holder, if any.
     pub fn register(&self, client_id: &ByteStr, entry: Registered) -> Option<Registered> {
-        self.channels.lock().insert(client_id.clone(), entry)
+        let previous = self.channels.lock().insert(client_id.clone(), entry);
+        if previous.is_none() {
+            self.client_row(client_id, true);
+        }
+        previous
     }
 
     /// Removes `client_id` if `id` still holds it.
     pub fn unregister(&self, client_id: &ByteStr, id: u64) {
-        let mut channels = self.channels.lock();
-        if channels.get(client_id).is_some_and(|r| r.id == id) {
-            channels.remove(client_id);
+        let removed = {
+            let mut channels = self.channels.lock();
+            let held = channels.get(client_id).is_some_and(|r| r.id == id);
+            held && channels.remove(client_id).is_some()
+        };
+        if removed {
+            self.client_row(client_id, false);
+        }
+    }
+
+    fn client_row(&self, client_id: &ByteStr, present: bool) {
+        if let Some(tables) = &self.tables {
+            let key = client_id.clone().into_bytes();
+            if let Err(err) = tables.write_owned(CLIENTS, key, present.then(Bytes::new)) {
+                warn!(client_id = %client_id, cause = %err, "client row not written");
+            }
         }
     }
 

@@ -84,22 +84,7 @@ pub struct Node {
 impl Node {
     /// Starts a node from its configuration on the current actix system.
     pub async fn start(config: &Config) -> Result<Node, NodeError> {
-        let metrics = Arc::new(Metrics::default());
-        let channel_config = Arc::new(settings::channel_config(config));
-        let router = Arc::new(Router::new(
-            settings::router_config(config),
-            Arc::clone(&metrics),
-        ));
-        let shared = Arc::new(NodeShared {
-            router,
-            cm: ClientRegistry::new(),
-            channel_config,
-            metrics,
-            idle_timeout: config.mqtt.idle_timeout.0,
-        });
-
-        let cluster = ClusterSide::start(config).await?;
-
+        // Bind first: a port in use stops start-up before anything runs.
         let mut bound = Vec::new();
         for (name, listener) in &config.listeners.tcp {
             if !listener.enable {
@@ -116,6 +101,22 @@ impl Node {
                 })?;
             bound.push((b, addr));
         }
+        let metrics = Arc::new(Metrics::default());
+        let channel_config = Arc::new(settings::channel_config(config));
+        let cluster = ClusterSide::start(config).await?;
+        let router = Arc::new(Router::new(
+            settings::router_config(config),
+            Arc::clone(&metrics),
+            Some(cluster.rlog.clone()),
+        ));
+        let shared = Arc::new(NodeShared {
+            router,
+            cm: ClientRegistry::new(Some(cluster.rlog.clone())),
+            channel_config,
+            metrics,
+            idle_timeout: config.mqtt.idle_timeout.0,
+        });
+
         let mut listeners = Vec::new();
         let mut listeners_sup = SupervisorSpec::new(SupFlags::new(Strategy::OneForOne));
         for (b, configured) in bound {

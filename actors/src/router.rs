@@ -15,14 +15,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::Addr;
+use bytes::Bytes;
 use girder_broker::codec::ByteStr;
 use girder_broker::message::{Delivery, Message, SubOpts};
 use girder_broker::retained::{RetainedLimits, RetainedStore};
 use girder_broker::shared::{PickInput, SharedSubscriptions, Strategy};
 use girder_broker::topic::{parse_filter, ShardedIndex, TopicLimits};
+use girder_cluster::rlog::Rlog;
 use parking_lot::RwLock;
+use tracing::warn;
 
 use crate::channel::{ChannelActor, Deliver};
+use crate::cluster::ROUTES;
 use crate::metrics::Metrics;
 
 /// One live subscriber: a channel actor incarnation. Equal by `id` only.
@@ -118,11 +122,14 @@ pub struct Router {
     next_id: AtomicU64,
     config: RouterConfig,
     metrics: Arc<Metrics>,
+    /// The replicated route table: this node's row for a filter exists
+    /// while the node has a subscriber to it.
+    tables: Option<Rlog>,
 }
 
 impl Router {
-    /// An empty router.
-    pub fn new(config: RouterConfig, metrics: Arc<Metrics>) -> Self {
+    /// An empty router; `tables` receives this node's route rows.
+    pub fn new(config: RouterConfig, metrics: Arc<Metrics>, tables: Option<Rlog>) -> Self {
         let retained = RetainedStore::new(RetainedLimits {
             max_messages: (config.max_retained_messages > 0)
                 .then_some(config.max_retained_messages),
@@ -136,6 +143,21 @@ impl Router {
             next_id: AtomicU64::new(1),
             config,
             metrics,
+            tables,
+        }
+    }
+
+    /// Records (or removes) this node's route row for `filter` in the
+    /// replicated route table. The write is local: the row travels to the
+    /// other nodes on this node's owned stream.
+    fn route_row(&self, filter: &str, present: bool) {
+        if let Some(tables) = &self.tables {
+            let value = present.then(Bytes::new);
+            if let Err(err) =
+                tables.write_owned(ROUTES, Bytes::copy_from_slice(filter.as_bytes()), value)
+            {
+                warn!(%filter, cause = %err, "route row not written");
+            }
         }
     }
 
@@ -173,7 +195,13 @@ impl Router {
                         group: Arc::from(group),
                         filter: Arc::from(parsed.filter),
                     };
-                    self.index.insert(parsed.filter, key, SubOpts::default());
+                    if self
+                        .index
+                        .insert(parsed.filter, key, SubOpts::default())
+                        .new_filter
+                    {
+                        self.route_row(parsed.filter, true);
+                    }
                 }
             }
         }
@@ -201,7 +229,9 @@ impl Router {
                         group: Arc::from(group),
                         filter: Arc::from(parsed.filter),
                     };
-                    self.index.remove(parsed.filter, &key);
+                    if self.index.remove(parsed.filter, &key).filter_gone {
+                        self.route_row(parsed.filter, false);
+                    }
                 }
             }
         }

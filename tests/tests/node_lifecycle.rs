@@ -62,8 +62,11 @@ fn sigint_stops_the_node_cleanly() -> Result<()> {
 fn a_port_in_use_stops_start_up_with_a_clear_error() -> Result<()> {
     let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = taken.local_addr()?.port();
+    let dir = tempfile::tempdir()?;
     let out = run(&[
         "start",
+        "--set",
+        &format!("node.data_dir=\"{}\"", dir.path().display()),
         "--set",
         &format!("listeners.tcp.default.bind=\"127.0.0.1:{port}\""),
         "--set",
