@@ -4,6 +4,7 @@
 #
 #   scripts/bench.sh [--quick] [--brokers girder,mosquitto,rumqttd] [--out DIR]
 #                    [--girder PATH]   (a prebuilt girder binary: no build)
+#                    [--only REGEX]    (only the scenarios whose name matches)
 #
 # Installs what it needs (mosquitto from Debian, rumqttd with cargo install,
 # a font for the chart), builds girder in release, then for every scenario and
@@ -24,6 +25,7 @@ MODE=full
 BROKERS=girder,mosquitto,rumqttd
 OUT=""
 GIRDER=""
+ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) MODE=quick ;;
@@ -31,7 +33,8 @@ while [ $# -gt 0 ]; do
     --brokers) BROKERS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --girder) GIRDER=$2; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --only) ONLY=$2; shift ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -219,6 +222,7 @@ cat "$OUT/machine.txt" >&2
 IFS=',' read -r -a BROKER_LIST <<<"$BROKERS"
 for entry in "${SCENARIOS[@]}"; do
   IFS='|' read -r name version args <<<"$entry"
+  [[ -z "$ONLY" || "$name" =~ $ONLY ]] || continue
   for broker in "${BROKER_LIST[@]}"; do
     if ! available "$broker"; then
       log "$broker missing: $name skipped"
