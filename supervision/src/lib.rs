@@ -96,7 +96,7 @@
 //!
 //! - `exit.rs`: [`ExitReason`], [`ShutdownReason`], [`Exit`], [`Down`], [`MonitorRef`].
 //! - `pid.rs`: [`Pid`] and the shared per-process record (links, monitors, names,
-//!   signal queue, lifecycle).
+//!   signal queue, lifecycle); `pid/links.rs` (the link set, inline for one link).
 //! - `process.rs`: [`spawn`], the panic-catching task wrapper, the signal listener,
 //!   [`ProcessContext`].
 //! - `registry.rs`: [`Registry`].

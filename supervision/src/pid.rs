@@ -1,21 +1,30 @@
 //! Process identity: [`Pid`] and the shared record behind it.
 //!
 //! A `Pid` is an `Arc` to a [`Cell`] holding everything other processes may touch
-//! (links, monitors, registered names, the exit-signal queue, the lifecycle watch).
+//! (links, monitors, registered names, the exit-signal queue, the lifecycle state).
 //! The actor itself lives on its arbiter; only the cell is shared between threads.
+//!
+//! A broker runs one process per connection, so the cell is kept small and an idle
+//! process allocates nothing beyond it: the signal queue is a `VecDeque` (empty until a
+//! signal arrives) woken through the task's own [`AtomicWaker`], lifecycle waiters park
+//! on an inline [`Notify`], and the usual single link (to the supervisor) is stored
+//! inline ([`links::Links`]).
+
+mod links;
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use actix::{Actor, Addr, Recipient};
+use actix::{Actor, Addr, Recipient, WeakAddr};
 use futures::task::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::Notify;
 
+use self::links::Links;
 use crate::exit::{Down, Exit, ExitReason, MonitorRef, ShutdownReason};
 use crate::registry::Registry;
 
@@ -30,9 +39,10 @@ pub(crate) enum Signal {
 }
 
 /// Where a process is in its life.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) enum Lifecycle {
     /// Spawned, `started` not yet returned (or the process delays its start ack).
+    #[default]
     Starting,
     /// Started and running.
     Running,
@@ -44,7 +54,7 @@ type TrapFn = Box<dyn Fn(Exit) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
-    links: HashMap<u64, Pid>,
+    links: Links,
     monitors: HashMap<MonitorRef, Recipient<Down>>,
     names: Vec<(Registry, String)>,
     trap: Option<TrapFn>,
@@ -52,17 +62,31 @@ struct State {
     requested: Option<ExitReason>,
     exited: bool,
     manual_ack: bool,
+    /// A `WeakAddr<A>`: an `Addr` clone would allocate a sender record of its own, and
+    /// the actor's context keeps the mailbox alive anyway.
     addr: Option<Box<dyn Any + Send + Sync>>,
+    lifecycle: Lifecycle,
+}
+
+/// The exit-signal queue of a process.
+#[derive(Default)]
+struct Signals {
+    queue: VecDeque<Signal>,
+    /// Set when the process ends: later signals are dropped (they would otherwise pile
+    /// up, and `Exit { from }` pids could keep dead processes alive in a cycle).
+    closed: bool,
 }
 
 /// The shared record of one process.
 pub(crate) struct Cell {
     id: u64,
-    signals: mpsc::UnboundedSender<Signal>,
     pub(crate) kill: AtomicBool,
+    /// The process task's waker: woken by a kill and by every queued signal.
     pub(crate) waker: AtomicWaker,
     state: Mutex<State>,
-    lifecycle: watch::Sender<Lifecycle>,
+    signals: Mutex<Signals>,
+    /// Notified whenever `State::lifecycle` changes.
+    lifecycle_changed: Notify,
 }
 
 /// A cheap, cloneable handle to a process: a unique id plus the ability to send it exit
@@ -74,20 +98,18 @@ pub(crate) struct Cell {
 pub struct Pid(Arc<Cell>);
 
 impl Pid {
-    /// A fresh process record and the receiving end of its signal queue.
-    pub(crate) fn new() -> (Pid, mpsc::UnboundedReceiver<Signal>) {
+    /// A fresh process record (one allocation: the cell).
+    pub(crate) fn new() -> Pid {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (lifecycle, _) = watch::channel(Lifecycle::Starting);
         let cell = Cell {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
-            signals: tx,
             kill: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             state: Mutex::new(State::default()),
-            lifecycle,
+            signals: Mutex::new(Signals::default()),
+            lifecycle_changed: Notify::new(),
         };
-        (Pid(Arc::new(cell)), rx)
+        Pid(Arc::new(cell))
     }
 
     pub(crate) fn cell(&self) -> &Cell {
@@ -108,12 +130,12 @@ impl Pid {
 
     /// True until the process has ended.
     pub fn is_alive(&self) -> bool {
-        !matches!(*self.0.lifecycle.borrow(), Lifecycle::Exited(_))
+        !matches!(self.0.state.lock().lifecycle, Lifecycle::Exited(_))
     }
 
     /// The exit reason, once the process has ended.
     pub fn exit_reason(&self) -> Option<ExitReason> {
-        match &*self.0.lifecycle.borrow() {
+        match &self.0.state.lock().lifecycle {
             Lifecycle::Exited(r) => Some(r.clone()),
             _ => None,
         }
@@ -121,41 +143,50 @@ impl Pid {
 
     /// The actor's address, if the process runs an actor of type `A` and is alive.
     pub fn addr<A: Actor>(&self) -> Option<Addr<A>> {
-        let st = self.0.state.lock();
-        st.addr.as_ref()?.downcast_ref::<Addr<A>>().cloned()
+        let weak = {
+            let st = self.0.state.lock();
+            st.addr.as_ref()?.downcast_ref::<WeakAddr<A>>()?.clone()
+        };
+        weak.upgrade()
     }
 
-    pub(crate) fn set_addr<A: Actor>(&self, addr: Addr<A>) {
+    pub(crate) fn set_addr<A: Actor>(&self, addr: WeakAddr<A>) {
         self.0.state.lock().addr = Some(Box::new(addr));
+    }
+
+    /// Waits until `f` accepts the lifecycle state and returns what it mapped it to.
+    async fn wait_for<T>(&self, f: impl Fn(&Lifecycle) -> Option<T>) -> T {
+        loop {
+            let notified = self.0.lifecycle_changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the state is read, so a change in between still wakes us.
+            notified.as_mut().enable();
+            let done = f(&self.0.state.lock().lifecycle);
+            if let Some(out) = done {
+                return out;
+            }
+            notified.await;
+        }
     }
 
     /// Waits until the process has ended and returns its reason.
     pub async fn wait(&self) -> ExitReason {
-        let mut rx = self.0.lifecycle.subscribe();
-        let res = rx
-            .wait_for(|l| matches!(l, Lifecycle::Exited(_)))
-            .await
-            .map(|l| l.clone());
-        match res {
-            Ok(Lifecycle::Exited(r)) => r,
-            // The sender lives in the cell we hold, so the watch cannot close.
-            _ => ExitReason::NoProc,
-        }
+        self.wait_for(|l| match l {
+            Lifecycle::Exited(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await
     }
 
     /// Waits until the process has started (its `started` returned, or for a supervisor,
     /// all its children started). Returns the exit reason if it ended first.
     pub async fn started(&self) -> Result<(), ExitReason> {
-        let mut rx = self.0.lifecycle.subscribe();
-        let res = rx
-            .wait_for(|l| !matches!(l, Lifecycle::Starting))
-            .await
-            .map(|l| l.clone());
-        match res {
-            Ok(Lifecycle::Exited(r)) => Err(r),
-            Ok(_) => Ok(()),
-            Err(_) => Err(ExitReason::NoProc),
-        }
+        self.wait_for(|l| match l {
+            Lifecycle::Starting => None,
+            Lifecycle::Running => Some(Ok(())),
+            Lifecycle::Exited(r) => Some(Err(r.clone())),
+        })
+        .await
     }
 
     /// Sends an exit signal, like Erlang's `exit(Pid, Reason)`:
@@ -185,8 +216,22 @@ impl Pid {
     }
 
     pub(crate) fn signal(&self, sig: Signal) {
-        // A closed queue means the process is already gone: nothing to do.
-        let _ = self.0.signals.send(sig);
+        {
+            let mut signals = self.0.signals.lock();
+            if signals.closed {
+                // The process is already gone: nothing to do (`sig` drops unlocked).
+                drop(signals);
+                return;
+            }
+            signals.queue.push_back(sig);
+        }
+        self.0.waker.wake();
+    }
+
+    /// The next queued signal, if any (the process's listener drains the queue whenever
+    /// the task is woken).
+    pub(crate) fn next_signal(&self) -> Option<Signal> {
+        self.0.signals.lock().queue.pop_front()
     }
 
     /// Links two processes both ways: when one ends with a reason other than `Normal`,
@@ -201,19 +246,19 @@ impl Pid {
             if st.exited {
                 return;
             }
-            st.links.insert(other.id(), other.clone());
+            st.links.insert(other.clone());
         }
         let other_dead = {
             let mut st = other.0.state.lock();
             if st.exited {
                 true
             } else {
-                st.links.insert(self.id(), self.clone());
+                st.links.insert(self.clone());
                 false
             }
         };
         if other_dead {
-            self.0.state.lock().links.remove(&other.id());
+            self.0.state.lock().links.remove(other.id());
             self.signal(Signal::Exit(Exit {
                 from: Some(other.clone()),
                 reason: ExitReason::NoProc,
@@ -223,13 +268,13 @@ impl Pid {
 
     /// Removes a link in both directions (no signal is sent).
     pub fn unlink(&self, other: &Pid) {
-        self.0.state.lock().links.remove(&other.id());
-        other.0.state.lock().links.remove(&self.id());
+        self.0.state.lock().links.remove(other.id());
+        other.0.state.lock().links.remove(self.id());
     }
 
     /// True if `self` is linked to `other`.
     pub fn is_linked(&self, other: &Pid) -> bool {
-        self.0.state.lock().links.contains_key(&other.id())
+        self.0.state.lock().links.contains(other.id())
     }
 
     /// Monitors the process: `to` receives exactly one [`Down`] when it ends (at once,
@@ -315,14 +360,17 @@ impl Pid {
 
     /// Marks the process as started (wakes [`Pid::started`] waiters).
     pub(crate) fn ack_started(&self) {
-        self.0.lifecycle.send_if_modified(|l| {
-            if *l == Lifecycle::Starting {
-                *l = Lifecycle::Running;
-                true
-            } else {
-                false
+        let changed = {
+            let mut st = self.0.state.lock();
+            let starting = st.lifecycle == Lifecycle::Starting;
+            if starting {
+                st.lifecycle = Lifecycle::Running;
             }
-        });
+            starting
+        };
+        if changed {
+            self.0.lifecycle_changed.notify_waiters();
+        }
     }
 
     /// Runs the end of a process exactly once: frees its names, signals its links,
@@ -345,11 +393,16 @@ impl Pid {
         for (registry, name) in names {
             registry.remove_if(&name, self);
         }
-        self.0
-            .lifecycle
-            .send_replace(Lifecycle::Exited(reason.clone()));
-        for (_, other) in links {
-            other.0.state.lock().links.remove(&self.id());
+        self.0.state.lock().lifecycle = Lifecycle::Exited(reason.clone());
+        self.0.lifecycle_changed.notify_waiters();
+        let pending = {
+            let mut signals = self.0.signals.lock();
+            signals.closed = true;
+            std::mem::take(&mut signals.queue)
+        };
+        drop(pending);
+        for other in links.into_pids() {
+            other.0.state.lock().links.remove(self.id());
             other.signal(Signal::Exit(Exit {
                 from: Some(self.clone()),
                 reason: reason.clone(),
@@ -394,5 +447,55 @@ impl fmt::Debug for Pid {
 impl fmt::Display for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "<0.{}.0>", self.id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exit_signal() -> Signal {
+        Signal::Exit(Exit {
+            from: None,
+            reason: ExitReason::error("test"),
+        })
+    }
+
+    #[test]
+    fn signals_queue_until_the_process_ends_then_are_dropped() {
+        let pid = Pid::new();
+        pid.signal(exit_signal());
+        pid.signal(Signal::Shutdown(ExitReason::Normal));
+        assert!(matches!(pid.next_signal(), Some(Signal::Exit(_))));
+        pid.signal(exit_signal());
+        pid.terminate(ExitReason::Normal);
+        assert!(pid.next_signal().is_none(), "queue emptied at the end");
+        pid.signal(exit_signal());
+        assert!(pid.next_signal().is_none(), "queue closed after the end");
+    }
+
+    #[tokio::test]
+    async fn lifecycle_waiters_wake_on_start_and_on_exit() {
+        let pid = Pid::new();
+        let started = tokio::spawn({
+            let pid = pid.clone();
+            async move { pid.started().await }
+        });
+        let ended = tokio::spawn({
+            let pid = pid.clone();
+            async move { pid.wait().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(pid.is_alive());
+        pid.ack_started();
+        assert_eq!(started.await.ok(), Some(Ok(())));
+        assert!(!ended.is_finished());
+        pid.terminate(ExitReason::Killed);
+        assert_eq!(ended.await.ok(), Some(ExitReason::Killed));
+        assert!(!pid.is_alive());
+        assert_eq!(pid.exit_reason(), Some(ExitReason::Killed));
+        // Waiting after the end returns at once; `started` reports the exit.
+        assert_eq!(pid.wait().await, ExitReason::Killed);
+        assert_eq!(pid.started().await, Err(ExitReason::Killed));
     }
 }

@@ -12,7 +12,6 @@ use std::task::{Context as TaskContext, Poll};
 use actix::dev::channel;
 use actix::prelude::*;
 use actix_rt::ArbiterHandle;
-use tokio::sync::mpsc;
 
 use crate::error::SupervisionError;
 use crate::exit::{Down, Exit, ExitReason, MonitorRef, ShutdownReason};
@@ -112,10 +111,10 @@ where
         Some(a) => a,
         None => actix_rt::Arbiter::try_current().ok_or(SupervisionError::NoArbiter)?,
     };
-    let (pid, signals) = Pid::new();
+    let pid = Pid::new();
     let (tx, rx) = channel::channel::<A>(opts.mailbox.unwrap_or(DEFAULT_MAILBOX));
     let addr = Addr::new(tx);
-    pid.set_addr(addr.clone());
+    pid.set_addr(addr.downgrade());
     if let Some(parent) = &opts.link {
         pid.link(parent);
     }
@@ -124,10 +123,7 @@ where
         let mut guard = guard;
         let Some(pid) = guard.0.take() else { return };
         let mut ctx = Context::with_receiver(rx);
-        ctx.spawn(SignalListener {
-            pid: pid.clone(),
-            rx: signals,
-        });
+        ctx.spawn(SignalListener { pid: pid.clone() });
         let act = {
             let _enter = Enter::new(&pid);
             catch_unwind(AssertUnwindSafe(|| f(&mut ctx)))
@@ -246,10 +242,11 @@ impl<F> Drop for ProcessTask<F> {
     }
 }
 
-/// Lives in the actor's context and applies exit signals to it.
+/// Lives in the actor's context and applies exit signals to it. It is polled with the
+/// process task's waker, which [`Pid`] wakes for every queued signal. It never
+/// finishes, which is what keeps a process alive without any `Addr`.
 struct SignalListener {
     pid: Pid,
-    rx: mpsc::UnboundedReceiver<Signal>,
 }
 
 impl<A> ActorFuture<A> for SignalListener
@@ -259,15 +256,12 @@ where
     type Output = ();
 
     fn poll(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         _act: &mut A,
         ctx: &mut Context<A>,
-        task: &mut TaskContext<'_>,
+        _task: &mut TaskContext<'_>,
     ) -> Poll<()> {
-        while let Poll::Ready(sig) = self.rx.poll_recv(task) {
-            let Some(sig) = sig else {
-                return Poll::Ready(());
-            };
+        while let Some(sig) = self.pid.next_signal() {
             match sig {
                 Signal::Shutdown(reason) => {
                     self.pid.request_exit(reason);
