@@ -55,7 +55,12 @@ type TrapFn = Box<dyn Fn(Exit) + Send + Sync>;
 #[derive(Default)]
 struct State {
     links: Links,
-    monitors: HashMap<MonitorRef, Recipient<Down>>,
+    /// Boxed: most processes are never monitored, and an empty map is 48 bytes inline.
+    #[expect(
+        clippy::box_collection,
+        reason = "a pointer in every cell instead of an empty map"
+    )]
+    monitors: Option<Box<HashMap<MonitorRef, Recipient<Down>>>>,
     names: Vec<(Registry, String)>,
     trap: Option<TrapFn>,
     /// The reason the process asked to exit with, or was told to exit with.
@@ -291,14 +296,24 @@ impl Pid {
                 reason,
             });
         } else {
-            st.monitors.insert(mref, to);
+            st.monitors
+                .get_or_insert_with(Default::default)
+                .insert(mref, to);
         }
         mref
     }
 
     /// Removes a monitor; returns false if it had already fired or never existed.
     pub fn demonitor(&self, mref: MonitorRef) -> bool {
-        self.0.state.lock().monitors.remove(&mref).is_some()
+        let mut st = self.0.state.lock();
+        let Some(monitors) = st.monitors.as_mut() else {
+            return false;
+        };
+        let found = monitors.remove(&mref).is_some();
+        if monitors.is_empty() {
+            st.monitors = None;
+        }
+        found
     }
 
     pub(crate) fn add_name(&self, registry: &Registry, name: &str) -> Result<(), NameError> {
@@ -408,7 +423,7 @@ impl Pid {
                 reason: reason.clone(),
             }));
         }
-        for (mref, to) in monitors {
+        for (mref, to) in monitors.into_iter().flat_map(|m| *m) {
             to.do_send(Down {
                 mref,
                 pid: self.clone(),

@@ -1,6 +1,7 @@
 //! Child specifications and supervisor flags, mirroring OTP's `child_spec()` and
 //! `sup_flags()` (as used by `mria_rlog_sup.erl`).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,8 +133,9 @@ pub type StartFn = Arc<dyn Fn(StartArgs) -> Result<Pid, SupervisionError> + Send
 /// A child specification (OTP's `#{id, start, restart, shutdown, type}`).
 #[derive(Clone)]
 pub struct ChildSpec {
-    /// The child id, unique within a static supervisor.
-    pub id: String,
+    /// The child id, unique within a static supervisor. A `Cow` so that the common
+    /// literal id (`"channel"`, one child per connection) costs no allocation per child.
+    pub id: Cow<'static, str>,
     /// How to start it.
     pub start: StartFn,
     /// When to restart it.
@@ -148,7 +150,7 @@ pub struct ChildSpec {
 
 impl ChildSpec {
     /// A spec with a raw start function: permanent worker, 5 s shutdown.
-    pub fn new(id: impl Into<String>, start: StartFn) -> Self {
+    pub fn new(id: impl Into<Cow<'static, str>>, start: StartFn) -> Self {
         ChildSpec {
             id: id.into(),
             start,
@@ -161,7 +163,7 @@ impl ChildSpec {
 
     /// A permanent worker running the actor that `factory` builds (on the child's
     /// arbiter thread, once per start and restart).
-    pub fn worker<A, F>(id: impl Into<String>, factory: F) -> Self
+    pub fn worker<A, F>(id: impl Into<Cow<'static, str>>, factory: F) -> Self
     where
         A: Actor<Context = Context<A>>,
         F: Fn() -> A + Send + Sync + 'static,

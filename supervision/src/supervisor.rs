@@ -5,6 +5,7 @@
 mod intensity;
 mod ops;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
@@ -20,7 +21,7 @@ use crate::pid::Pid;
 use crate::pool::ArbiterPool;
 use crate::process::{spawn_with, ProcessContext, SpawnOptions};
 use crate::spec::{
-    ChildKind, ChildSpec, Placement, Restart, Shutdown, StartArgs, Strategy, SupFlags,
+    ChildKind, ChildSpec, Placement, Restart, Shutdown, StartArgs, StartFn, Strategy, SupFlags,
 };
 
 /// Everything needed to start a supervisor: flags, children (in start order), an optional
@@ -65,7 +66,7 @@ impl SupervisorSpec {
     }
 
     /// This supervisor as a child of another: kind `Supervisor`, shutdown `Infinity`.
-    pub fn into_child_spec(self, id: impl Into<String>) -> ChildSpec {
+    pub fn into_child_spec(self, id: impl Into<Cow<'static, str>>) -> ChildSpec {
         let start = std::sync::Arc::new(move |args: StartArgs| {
             let mut spec = self.clone();
             if spec.pool.is_none() {
@@ -223,10 +224,43 @@ impl SupervisorRef {
     }
 }
 
-#[derive(Debug)]
+/// What a supervisor keeps of a child: its spec, unpacked, and its pid.
 struct Child {
-    spec: ChildSpec,
+    id: Cow<'static, str>,
+    /// `None` once a temporary child has started: it is never started again, so the
+    /// closure and whatever it captured (a dynamic child's start closure often holds
+    /// per-child state) are freed at once instead of living as long as the child.
+    start: Option<StartFn>,
+    restart: Restart,
+    shutdown: Shutdown,
+    kind: ChildKind,
+    placement: Placement,
     pid: Option<Pid>,
+}
+
+impl std::fmt::Debug for Child {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child")
+            .field("id", &self.id)
+            .field("pid", &self.pid)
+            .field("restart", &self.restart)
+            .field("startable", &self.start.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Child {
+    fn new(spec: ChildSpec) -> Self {
+        Child {
+            id: spec.id,
+            start: Some(spec.start),
+            restart: spec.restart,
+            shutdown: spec.shutdown,
+            kind: spec.kind,
+            placement: spec.placement,
+            pid: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,7 +311,7 @@ impl Supervisor {
     fn insert(&mut self, spec: ChildSpec) -> u64 {
         let slot = self.next_slot;
         self.next_slot += 1;
-        self.children.insert(slot, Child { spec, pid: None });
+        self.children.insert(slot, Child::new(spec));
         slot
     }
 
@@ -305,12 +339,13 @@ impl Supervisor {
             .into_iter()
             .filter_map(|slot| {
                 let child = self.children.get(&slot)?;
+                let start = child.start.clone()?;
                 let args = StartArgs {
                     parent: me.clone(),
-                    arbiter: self.arbiter_for(&child.spec.placement),
+                    arbiter: self.arbiter_for(&child.placement),
                     pool: self.pool.clone(),
                 };
-                Some((slot, child.spec.clone(), args))
+                Some((slot, start, args))
             })
             .collect()
     }
@@ -322,7 +357,7 @@ impl Supervisor {
             if let Some(child) = self.children.get_mut(&slot) {
                 if let Some(pid) = child.pid.take() {
                     self.by_pid.remove(&pid.id());
-                    out.push((slot, pid, child.spec.shutdown));
+                    out.push((slot, pid, child.shutdown));
                 }
             }
         }
@@ -334,9 +369,8 @@ impl Supervisor {
             let Some(child) = self.children.get(&slot) else {
                 continue;
             };
-            let id = child.spec.id.clone();
-            if child.spec.restart == Restart::Temporary || self.flags.strategy == Strategy::Dynamic
-            {
+            let id = child.id.to_string();
+            if child.restart == Restart::Temporary || self.flags.strategy == Strategy::Dynamic {
                 self.children.remove(&slot);
             }
             self.emit(SupervisionEvent::ChildTerminated { id, pid, reason });
@@ -349,8 +383,11 @@ impl Supervisor {
                 continue;
             };
             child.pid = Some(pid.clone());
+            if child.restart == Restart::Temporary {
+                child.start = None;
+            }
             self.by_pid.insert(pid.id(), slot);
-            let id = child.spec.id.clone();
+            let id = child.id.to_string();
             self.emit(if restarted {
                 SupervisionEvent::ChildRestarted { id, pid }
             } else {
@@ -371,14 +408,13 @@ impl Supervisor {
         let Some(child) = self.children.get(&slot) else {
             return;
         };
-        let restart = match child.spec.restart {
+        let restart = match child.restart {
             Restart::Permanent => true,
             Restart::Transient => !reason.is_clean(),
             Restart::Temporary => false,
         };
         if !restart {
-            if child.spec.restart == Restart::Temporary || self.flags.strategy == Strategy::Dynamic
-            {
+            if child.restart == Restart::Temporary || self.flags.strategy == Strategy::Dynamic {
                 self.children.remove(&slot);
             }
             return;
@@ -433,7 +469,7 @@ impl Supervisor {
                     || self
                         .children
                         .get(s)
-                        .is_some_and(|c| c.spec.restart != Restart::Temporary)
+                        .is_some_and(|c| c.restart != Restart::Temporary)
             })
             .collect()
     }
@@ -441,7 +477,7 @@ impl Supervisor {
     fn start_failed(&self, slot: u64, reason: ExitReason) {
         if let Some(child) = self.children.get(&slot) {
             self.emit(SupervisionEvent::ChildStartFailed {
-                id: child.spec.id.clone(),
+                id: child.id.to_string(),
                 reason,
             });
         }
@@ -451,7 +487,7 @@ impl Supervisor {
         self.children
             .iter()
             .find(|(_, c)| match child {
-                ChildRef::Id(id) => &c.spec.id == id,
+                ChildRef::Id(id) => c.id == id.as_str(),
                 ChildRef::Pid(pid) => c.pid.as_ref() == Some(pid),
             })
             .map(|(s, _)| *s)
@@ -486,7 +522,7 @@ impl Actor for Supervisor {
                             let id = act
                                 .children
                                 .get(&slot)
-                                .map(|c| c.spec.id.clone())
+                                .map(|c| c.id.to_string())
                                 .unwrap_or_default();
                             let reason = ShutdownReason::FailedToStartChild {
                                 id,
@@ -554,7 +590,7 @@ impl Handler<Exit> for Supervisor {
         };
         if let Some(child) = self.children.get_mut(&slot) {
             child.pid = None;
-            let id = child.spec.id.clone();
+            let id = child.id.to_string();
             self.emit(SupervisionEvent::ChildExited {
                 id,
                 pid: from,
@@ -572,14 +608,14 @@ impl Handler<StartChild> for Supervisor {
 
     fn handle(&mut self, msg: StartChild, _ctx: &mut Context<Self>) -> Self::Result {
         let spec = msg.0;
-        let id = spec.id.clone();
         if self.flags.strategy != Strategy::Dynamic
-            && self.children.values().any(|c| c.spec.id == id)
+            && self.children.values().any(|c| c.id == spec.id)
         {
             return AtomicResponse::new(Box::pin(fut::ready(Err(
-                SupervisionError::DuplicateChildId(id),
+                SupervisionError::DuplicateChildId(spec.id.into_owned()),
             ))));
         }
+        let id = spec.id.clone();
         let slot = self.insert(spec);
         let batch = self.plan_start([slot]);
         AtomicResponse::new(Box::pin(start_in_order(batch).into_actor(self).map(
@@ -587,7 +623,10 @@ impl Handler<StartChild> for Supervisor {
                 if let Some((_, reason)) = started.failed {
                     act.start_failed(slot, reason.clone());
                     act.children.remove(&slot);
-                    return Err(SupervisionError::StartFailed { id, reason });
+                    return Err(SupervisionError::StartFailed {
+                        id: id.into_owned(),
+                        reason,
+                    });
                 }
                 let pid = started.ok.first().map(|(_, p)| p.clone());
                 act.record_started(started.ok, false);
@@ -631,10 +670,10 @@ impl Handler<WhichChildren> for Supervisor {
             self.children
                 .values()
                 .map(|c| ChildInfo {
-                    id: c.spec.id.clone(),
+                    id: c.id.to_string(),
                     pid: c.pid.clone(),
-                    kind: c.spec.kind,
-                    restart: c.spec.restart,
+                    kind: c.kind,
+                    restart: c.restart,
                 })
                 .collect(),
         )

@@ -451,6 +451,50 @@ async fn dynamic_children_start_and_stop_at_run_time() {
     within(sup.shutdown()).await;
 }
 
+/// A dynamic supervisor keeps a temporary child's spec for `which_children`, but never
+/// starts it again, so it drops the start closure (and what it captured) once started;
+/// a transient child keeps its closure for restarts.
+#[actix_rt::test]
+async fn temporary_child_start_closure_is_freed_once_started() {
+    let j = Journal::default();
+    let sup = SupervisorSpec::new(flags(Strategy::Dynamic))
+        .start_root()
+        .await
+        .unwrap();
+    let spec = |token: &Arc<()>, restart: Restart| {
+        let token = Arc::clone(token);
+        let worker = j.spec("w");
+        let start: StartFn = Arc::new(move |args| {
+            let _held = &token;
+            (worker.start)(args)
+        });
+        ChildSpec::new("w", start).restart(restart)
+    };
+    let temporary = Arc::new(());
+    sup.start_child(spec(&temporary, Restart::Temporary))
+        .await
+        .unwrap();
+    assert_eq!(Arc::strong_count(&temporary), 1, "closure dropped");
+    let transient = Arc::new(());
+    sup.start_child(spec(&transient, Restart::Transient))
+        .await
+        .unwrap();
+    assert_eq!(
+        Arc::strong_count(&transient),
+        2,
+        "closure kept for restarts"
+    );
+    let ids: Vec<_> = sup.which_children().await.unwrap();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.iter().all(|c| c.id == "w" && c.pid.is_some()));
+    within(sup.shutdown()).await;
+    assert_eq!(
+        Arc::strong_count(&transient),
+        1,
+        "dropped with the supervisor"
+    );
+}
+
 #[actix_rt::test]
 async fn static_supervisor_refuses_duplicate_ids() {
     let j = Journal::default();

@@ -17,8 +17,12 @@ pub(super) enum Links {
     None,
     /// One link, stored inline.
     One(Pid),
-    /// Two or more links (or fewer, after removals).
-    Many(HashMap<u64, Pid>),
+    /// Two or more links (or fewer, after removals); boxed to keep the set small.
+    #[expect(
+        clippy::box_collection,
+        reason = "keeps `Links` two words in every cell"
+    )]
+    Many(Box<HashMap<u64, Pid>>),
 }
 
 impl Links {
@@ -34,7 +38,7 @@ impl Links {
                 let mut map = HashMap::with_capacity(2);
                 map.insert(one.id(), one);
                 map.insert(pid.id(), pid);
-                *self = Links::Many(map);
+                *self = Links::Many(Box::new(map));
             }
             Links::Many(map) => {
                 map.insert(pid.id(), pid);

@@ -3,10 +3,10 @@
 
 use crate::exit::{ExitReason, ShutdownReason};
 use crate::pid::Pid;
-use crate::spec::{ChildSpec, Shutdown, StartArgs};
+use crate::spec::{Shutdown, StartArgs, StartFn};
 
-/// A child to start: its slot, spec and start arguments.
-pub(super) type ToStart = (u64, ChildSpec, StartArgs);
+/// A child to start: its slot, start function and start arguments.
+pub(super) type ToStart = (u64, StartFn, StartArgs);
 
 /// A running child to stop: its slot and pid.
 pub(super) type ToStop = (u64, Pid, Shutdown);
@@ -22,8 +22,8 @@ pub(super) struct Started {
 /// stops at the first failure.
 pub(super) async fn start_in_order(batch: Vec<ToStart>) -> Started {
     let mut out = Started::default();
-    for (slot, spec, args) in batch {
-        let pid = match (spec.start)(args) {
+    for (slot, start, args) in batch {
+        let pid = match start(args) {
             Ok(pid) => pid,
             Err(e) => {
                 out.failed = Some((slot, ExitReason::Error(e.to_string())));
