@@ -16,9 +16,12 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== cargo build (the girder binary used by the process-level tests)"
+echo "== cargo build (the binaries the process-level tests start)"
 cargo build --locked -p girder
-export GIRDER_BIN="$PWD/target/debug/girder"
+cargo build --locked -p girder-cluster --example rlog_node
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+export GIRDER_BIN="$target_dir/debug/girder"
+export RLOG_NODE_BIN="$target_dir/debug/examples/rlog_node"
 
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --profile ci
