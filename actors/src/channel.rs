@@ -463,10 +463,15 @@ impl ChannelActor {
     }
 
     /// End of a handler: send the batched deliveries, write the output.
+    /// An actor with no input pending keeps no action buffer (an idle
+    /// connection should hold nothing it does not need).
     fn finish(&mut self, ctx: &mut Context<Self>) {
         if !self.batch.is_empty() {
             let max = self.shared.router.max_pending();
             self.batch.flush(max, &self.shared.metrics);
+        }
+        if self.rbuf.is_empty() && self.actions.is_empty() {
+            self.actions = Vec::new();
         }
         self.flush(ctx);
     }

@@ -27,8 +27,6 @@ mod tests;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use crate::codec::{
     encoded_len, ByteStr, Disconnect, DisconnectProperties, LastWill, Packet, ProtocolVersion,
     PubAck, PubComp, PubRec, Publish, PublishProperties, QoS, ReasonCode, RetainHandling, SubAck,
@@ -811,14 +809,13 @@ pub fn refusal_packet(reason: ReasonCode) -> Packet {
 /// The message a will becomes when it is published.
 fn will_message(will: &LastWill, from: ByteStr, now: Instant) -> Message {
     let props = &will.properties;
-    // A will waits for the whole connection: copied out of the read buffer.
     let publish = Publish {
         dup: false,
         qos: will.qos,
         retain: will.retain,
-        topic: will.topic.compact(),
+        topic: will.topic.clone(),
         packet_id: None,
-        payload: Bytes::copy_from_slice(&will.payload),
+        payload: will.payload.clone(),
         properties: PublishProperties {
             payload_format_indicator: props.payload_format_indicator,
             message_expiry_interval: props.message_expiry_interval,
@@ -830,7 +827,8 @@ fn will_message(will: &LastWill, from: ByteStr, now: Instant) -> Message {
             content_type: props.content_type.clone(),
         },
     };
-    Message::from_publish(publish, from, now)
+    // A will waits for the whole connection: copied out of the read buffer.
+    Message::from_publish(publish, from, now).compact()
 }
 
 /// A client id for a client that sent none: random 96 bits, recognisable by
