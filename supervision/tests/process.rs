@@ -369,3 +369,27 @@ async fn a_panic_in_stopped_after_a_panic_does_not_abort() {
     );
     bystander.addr.send(Ping).await.unwrap();
 }
+
+/// A process outlives its last `Addr` (the pid holds only a weak address), `Pid::addr`
+/// still reaches it, and after it ends `Pid::addr` is `None`.
+#[actix_rt::test]
+async fn a_process_outlives_its_last_addr_and_pid_addr_reaches_it() {
+    let Spawned { pid, addr } = spawn(|_| Worker::default()).unwrap();
+    within(pid.started()).await.unwrap();
+    drop(addr);
+    // Give the mailbox a chance to notice it has no senders left.
+    for _ in 0..5 {
+        actix_rt::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(pid.is_alive());
+    let addr = pid.addr::<Worker>().expect("alive process has an address");
+    assert!(pid.addr::<Watcher>().is_none(), "wrong actor type");
+    within(addr.send(Ping)).await.unwrap();
+    drop(addr);
+    pid.shutdown(ShutdownReason::Requested);
+    assert_eq!(
+        within(pid.wait()).await,
+        ExitReason::Shutdown(ShutdownReason::Requested)
+    );
+    assert!(pid.addr::<Worker>().is_none());
+}
