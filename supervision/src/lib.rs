@@ -103,8 +103,9 @@
 //! - `spec.rs`: [`ChildSpec`], [`SupFlags`], [`Strategy`], [`Restart`], [`Shutdown`],
 //!   [`ChildKind`], [`Placement`].
 //! - `supervisor.rs`: the [`Supervisor`] actor, its messages and [`SupervisorRef`];
-//!   `supervisor/intensity.rs` (restart intensity), `supervisor/ops.rs` (ordered start,
-//!   reverse stop, the shutdown protocol).
+//!   `supervisor/child.rs` (the per-child record), `supervisor/intensity.rs` (restart
+//!   intensity), `supervisor/ops.rs` (ordered start, reverse stop, the shutdown
+//!   protocol).
 //! - `event.rs`: [`SupervisionEvent`] (also emitted as `tracing` events named
 //!   `child_started`, `child_exited`, `child_restarted`, `child_terminated`,
 //!   `child_start_failed`, `max_restart_intensity_reached`, `supervisor_shutdown`).

@@ -2,16 +2,19 @@
 //! watches them through links (it traps exits), restarts them by its strategy within its
 //! restart intensity, and stops them in reverse order.
 
+mod child;
 mod intensity;
 mod ops;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
 use actix_rt::ArbiterHandle;
 
+use self::child::{Child, ChildMeta};
 use self::intensity::RestartIntensity;
 use self::ops::{start_in_order, stop_in_order, ToStart, ToStop};
 use crate::error::SupervisionError;
@@ -21,7 +24,7 @@ use crate::pid::Pid;
 use crate::pool::ArbiterPool;
 use crate::process::{spawn_with, ProcessContext, SpawnOptions};
 use crate::spec::{
-    ChildKind, ChildSpec, Placement, Restart, Shutdown, StartArgs, StartFn, Strategy, SupFlags,
+    ChildKind, ChildSpec, Placement, Restart, Shutdown, StartArgs, Strategy, SupFlags,
 };
 
 /// Everything needed to start a supervisor: flags, children (in start order), an optional
@@ -224,45 +227,6 @@ impl SupervisorRef {
     }
 }
 
-/// What a supervisor keeps of a child: its spec, unpacked, and its pid.
-struct Child {
-    id: Cow<'static, str>,
-    /// `None` once a temporary child has started: it is never started again, so the
-    /// closure and whatever it captured (a dynamic child's start closure often holds
-    /// per-child state) are freed at once instead of living as long as the child.
-    start: Option<StartFn>,
-    restart: Restart,
-    shutdown: Shutdown,
-    kind: ChildKind,
-    placement: Placement,
-    pid: Option<Pid>,
-}
-
-impl std::fmt::Debug for Child {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Child")
-            .field("id", &self.id)
-            .field("pid", &self.pid)
-            .field("restart", &self.restart)
-            .field("startable", &self.start.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Child {
-    fn new(spec: ChildSpec) -> Self {
-        Child {
-            id: spec.id,
-            start: Some(spec.start),
-            restart: spec.restart,
-            shutdown: spec.shutdown,
-            kind: spec.kind,
-            placement: spec.placement,
-            pid: None,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Starting,
@@ -281,6 +245,8 @@ pub struct Supervisor {
     /// Running child pid id → slot.
     by_pid: HashMap<u64, u64>,
     next_slot: u64,
+    /// The metadata of the child inserted last, shared by the next one if equal.
+    last_meta: Option<Arc<ChildMeta>>,
     parent: Option<Pid>,
     pool: Option<ArbiterPool>,
     observer: Option<EventObserver>,
@@ -296,6 +262,7 @@ impl Supervisor {
             children: BTreeMap::new(),
             by_pid: HashMap::new(),
             next_slot: 0,
+            last_meta: None,
             parent,
             pool: spec.pool,
             observer: spec.observer,
@@ -311,7 +278,9 @@ impl Supervisor {
     fn insert(&mut self, spec: ChildSpec) -> u64 {
         let slot = self.next_slot;
         self.next_slot += 1;
-        self.children.insert(slot, Child::new(spec));
+        let child = Child::new(spec, self.last_meta.as_ref());
+        self.last_meta = Some(Arc::clone(&child.meta));
+        self.children.insert(slot, child);
         slot
     }
 
@@ -342,7 +311,7 @@ impl Supervisor {
                 let start = child.start.clone()?;
                 let args = StartArgs {
                     parent: me.clone(),
-                    arbiter: self.arbiter_for(&child.placement),
+                    arbiter: self.arbiter_for(&child.meta.placement),
                     pool: self.pool.clone(),
                 };
                 Some((slot, start, args))
@@ -357,7 +326,7 @@ impl Supervisor {
             if let Some(child) = self.children.get_mut(&slot) {
                 if let Some(pid) = child.pid.take() {
                     self.by_pid.remove(&pid.id());
-                    out.push((slot, pid, child.shutdown));
+                    out.push((slot, pid, child.meta.shutdown));
                 }
             }
         }
@@ -369,8 +338,9 @@ impl Supervisor {
             let Some(child) = self.children.get(&slot) else {
                 continue;
             };
-            let id = child.id.to_string();
-            if child.restart == Restart::Temporary || self.flags.strategy == Strategy::Dynamic {
+            let id = child.meta.id.to_string();
+            if child.meta.restart == Restart::Temporary || self.flags.strategy == Strategy::Dynamic
+            {
                 self.children.remove(&slot);
             }
             self.emit(SupervisionEvent::ChildTerminated { id, pid, reason });
@@ -383,11 +353,11 @@ impl Supervisor {
                 continue;
             };
             child.pid = Some(pid.clone());
-            if child.restart == Restart::Temporary {
+            if child.meta.restart == Restart::Temporary {
                 child.start = None;
             }
             self.by_pid.insert(pid.id(), slot);
-            let id = child.id.to_string();
+            let id = child.meta.id.to_string();
             self.emit(if restarted {
                 SupervisionEvent::ChildRestarted { id, pid }
             } else {
@@ -408,13 +378,14 @@ impl Supervisor {
         let Some(child) = self.children.get(&slot) else {
             return;
         };
-        let restart = match child.restart {
+        let restart = match child.meta.restart {
             Restart::Permanent => true,
             Restart::Transient => !reason.is_clean(),
             Restart::Temporary => false,
         };
         if !restart {
-            if child.restart == Restart::Temporary || self.flags.strategy == Strategy::Dynamic {
+            if child.meta.restart == Restart::Temporary || self.flags.strategy == Strategy::Dynamic
+            {
                 self.children.remove(&slot);
             }
             return;
@@ -469,7 +440,7 @@ impl Supervisor {
                     || self
                         .children
                         .get(s)
-                        .is_some_and(|c| c.restart != Restart::Temporary)
+                        .is_some_and(|c| c.meta.restart != Restart::Temporary)
             })
             .collect()
     }
@@ -477,7 +448,7 @@ impl Supervisor {
     fn start_failed(&self, slot: u64, reason: ExitReason) {
         if let Some(child) = self.children.get(&slot) {
             self.emit(SupervisionEvent::ChildStartFailed {
-                id: child.id.to_string(),
+                id: child.meta.id.to_string(),
                 reason,
             });
         }
@@ -487,7 +458,7 @@ impl Supervisor {
         self.children
             .iter()
             .find(|(_, c)| match child {
-                ChildRef::Id(id) => c.id == id.as_str(),
+                ChildRef::Id(id) => c.meta.id == id.as_str(),
                 ChildRef::Pid(pid) => c.pid.as_ref() == Some(pid),
             })
             .map(|(s, _)| *s)
@@ -522,7 +493,7 @@ impl Actor for Supervisor {
                             let id = act
                                 .children
                                 .get(&slot)
-                                .map(|c| c.id.to_string())
+                                .map(|c| c.meta.id.to_string())
                                 .unwrap_or_default();
                             let reason = ShutdownReason::FailedToStartChild {
                                 id,
@@ -590,7 +561,7 @@ impl Handler<Exit> for Supervisor {
         };
         if let Some(child) = self.children.get_mut(&slot) {
             child.pid = None;
-            let id = child.id.to_string();
+            let id = child.meta.id.to_string();
             self.emit(SupervisionEvent::ChildExited {
                 id,
                 pid: from,
@@ -609,7 +580,7 @@ impl Handler<StartChild> for Supervisor {
     fn handle(&mut self, msg: StartChild, _ctx: &mut Context<Self>) -> Self::Result {
         let spec = msg.0;
         if self.flags.strategy != Strategy::Dynamic
-            && self.children.values().any(|c| c.id == spec.id)
+            && self.children.values().any(|c| c.meta.id == spec.id)
         {
             return AtomicResponse::new(Box::pin(fut::ready(Err(
                 SupervisionError::DuplicateChildId(spec.id.into_owned()),
@@ -670,10 +641,10 @@ impl Handler<WhichChildren> for Supervisor {
             self.children
                 .values()
                 .map(|c| ChildInfo {
-                    id: c.id.to_string(),
+                    id: c.meta.id.to_string(),
                     pid: c.pid.clone(),
-                    kind: c.kind,
-                    restart: c.restart,
+                    kind: c.meta.kind,
+                    restart: c.meta.restart,
                 })
                 .collect(),
         )
