@@ -49,6 +49,23 @@ pub fn cluster_options(config: &Config) -> Result<ClusterOptions, NodeError> {
             .unwrap_or(u32::MAX);
     options.connect_timeout = cluster.dist.connect_timeout.0;
     options.fault_injection = cluster.dist.fault_injection;
+    let tls = &cluster.dist.tls;
+    if tls.enable {
+        let file = |f: &Option<std::path::PathBuf>, key: &str| {
+            f.clone().ok_or_else(|| {
+                NodeError::Config(format!(
+                    "cluster.dist.tls.{key} is required with tls.enable"
+                ))
+            })
+        };
+        let loaded = girder_cluster::DistTls::load(
+            file(&tls.certfile, "certfile")?,
+            file(&tls.keyfile, "keyfile")?,
+            file(&tls.cacertfile, "cacertfile")?,
+        )
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+        options.tls = Some(loaded);
+    }
     Ok(options)
 }
 

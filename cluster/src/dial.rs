@@ -62,10 +62,20 @@ async fn handshake(
         addr: addr.to_owned(),
         reason,
     };
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+    let scheme = if node.opts.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
         .map_err(|e| connect_err(e.to_string()))?
         .connect_timeout(limit)
         .tcp_nodelay(true);
+    if let Some(tls) = &node.opts.tls {
+        endpoint = endpoint
+            .tls_config(tls.client_config(peer))
+            .map_err(|e| connect_err(e.to_string()))?;
+    }
     let channel = tokio::time::timeout(limit, endpoint.connect())
         .await
         .map_err(|_| connect_err("timed out".into()))?

@@ -26,6 +26,19 @@ use crate::{builtin, dial, ClusterError};
 /// (an actix system is one).
 pub async fn start(options: ClusterOptions) -> Result<ClusterHandle, ClusterError> {
     let me = options.validate()?;
+    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+    if let Some(tls) = &options.tls {
+        install_crypto_provider();
+        let bad = |e: tonic::transport::Error| {
+            ClusterError::InvalidOption(format!("cluster.dist.tls: {e}"))
+        };
+        builder = builder.tls_config(tls.server_config()).map_err(bad)?;
+        // The dialer's configuration is made per peer; build one now so that
+        // a key that does not match its certificate fails here, not at a dial.
+        tonic::transport::Endpoint::from_static("https://localhost")
+            .tls_config(tls.client_config(&me))
+            .map_err(bad)?;
+    }
     let listener = tokio::net::TcpListener::bind(options.dist_bind)
         .await
         .map_err(|source| ClusterError::Bind {
@@ -46,8 +59,7 @@ pub async fn start(options: ClusterOptions) -> Result<ClusterHandle, ClusterErro
         .map_or(0, |d| d.as_millis() as u64);
     let node = Node::new(me, options, incarnation, addr);
     let shutdown = node.shutdown.clone();
-    let server = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
+    let server = builder
         .add_service(DistService::server(node.clone()))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.cancelled().await
@@ -62,6 +74,15 @@ pub async fn start(options: ClusterOptions) -> Result<ClusterHandle, ClusterErro
     builtin::register(&handle)?;
     info!(node = %handle.node(), addr = %handle.node.addr, "distribution listener started");
     Ok(handle)
+}
+
+/// rustls needs a process-wide crypto provider when both of its backends are
+/// linked in; installs ring's unless the program chose one.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race with another installer is fine: one is in place.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
 }
 
 /// What `girder ctl cluster status` shows.

@@ -7,7 +7,8 @@
 //! cookie (HMAC-SHA256 challenge/response, never the cookie itself) and
 //! belong to the same cluster; simultaneous connects resolve to one link (the
 //! lower-named node's outgoing one). The member list is a state-based CRDT
-//! gossiped on every link, so every node converges on it.
+//! gossiped on every link, so every node converges on it. With
+//! [`ClusterOptions::tls`] ([`DistTls`]) every link runs over mutual TLS.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), girder_cluster::ClusterError> {
@@ -36,7 +37,7 @@
 //! builtin.rs     names every node registers (girder.echo, girder.debug.sleep)
 //! fault.rs       fault injection (cut, restore, delay, drop)
 //! admin.rs       the admin gRPC service's cluster calls
-//! options.rs     ClusterOptions, NodeName, Target, Discovery, Backoff
+//! options.rs     ClusterOptions, NodeName, Target, Discovery, Backoff, DistTls
 //! error.rs       ClusterError
 //! ```
 //!
@@ -73,6 +74,8 @@ pub use handle::{start, ClusterHandle, ClusterStatus, RemoteMonitor};
 pub use handshake::{HandshakeError, RejectReason};
 pub use membership::{Member, MemberStatus};
 pub use node::{NodeDownReason, NodeEvent};
-pub use options::{Backoff, ClusterOptions, Discovery, NodeName, Target, DEFAULT_DIST_PORT};
+pub use options::{
+    Backoff, ClusterOptions, Discovery, DistTls, NodeName, Target, DEFAULT_DIST_PORT,
+};
 pub use process::{Payload, Process, RemoteMessage, ReplyTo};
 pub use wire::DownReason;

@@ -5,8 +5,13 @@
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
 use crate::error::ClusterError;
 
@@ -132,8 +137,10 @@ pub enum Discovery {
         seeds: Vec<String>,
     },
     /// `cluster.dns.name`: every A record of the name is a node `app@ip`, where
-    /// `app` is this node's name part (as with docker compose or a Kubernetes
-    /// headless service).
+    /// `app` is this node's name part, dialed at `ip` on this node's own
+    /// distribution port (the port of its advertised address): all nodes share
+    /// a name part and a port and differ by IP, as with docker compose or a
+    /// Kubernetes headless service. Records that are this node are skipped.
     Dns {
         /// The DNS name to resolve.
         name: String,
@@ -155,6 +162,146 @@ impl Default for Backoff {
             initial: Duration::from_millis(100),
             max: Duration::from_secs(5),
         }
+    }
+}
+
+/// `cluster.dist.tls`: mutual TLS on the distribution links.
+///
+/// Every node holds a certificate signed by one CA, and trusts only that CA
+/// for both directions: the listener requires a client certificate signed by
+/// it, the dialer checks the listener's certificate against it. The cookie
+/// handshake then runs inside TLS as without it.
+///
+/// The dialer checks the listener's certificate against the host part of the
+/// peer's node name (`emqx@10.0.0.5` → an IP SAN `10.0.0.5`; `emqx@n1.local`
+/// → a DNS SAN `n1.local`), so a certificate names its node, as a web
+/// server's names its host. [`server_name`](Self::server_name) replaces that
+/// with one fixed name every node's certificate carries (e.g. the cluster's
+/// name), for nodes whose addresses are not known when certificates are made.
+///
+/// [`DistTls::load`] reads and parses the three PEM files once; a missing or
+/// unreadable file is an error naming it.
+#[derive(Clone)]
+pub struct DistTls {
+    certfile: PathBuf,
+    keyfile: PathBuf,
+    cacertfile: PathBuf,
+    server_name: Option<String>,
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+    ca_pem: Vec<u8>,
+}
+
+impl fmt::Debug for DistTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DistTls")
+            .field("certfile", &self.certfile)
+            .field("keyfile", &self.keyfile)
+            .field("cacertfile", &self.cacertfile)
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read_pem(what: &str, path: &Path) -> Result<Vec<u8>, ClusterError> {
+    std::fs::read(path).map_err(|e| {
+        ClusterError::InvalidOption(format!("cluster.dist.tls.{what} {}: {e}", path.display()))
+    })
+}
+
+fn bad_pem(what: &str, path: &Path, reason: impl fmt::Display) -> ClusterError {
+    ClusterError::InvalidOption(format!(
+        "cluster.dist.tls.{what} {}: {reason}",
+        path.display()
+    ))
+}
+
+fn check_certs(what: &str, path: &Path, pem: &[u8]) -> Result<(), ClusterError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad_pem(what, path, e))?;
+    if certs.is_empty() {
+        return Err(bad_pem(what, path, "no PEM certificate in the file"));
+    }
+    Ok(())
+}
+
+impl DistTls {
+    /// Reads this node's certificate chain, its private key and the CA
+    /// certificate (all PEM). Fails naming the file that is missing,
+    /// unreadable or holds no certificate (no private key for `keyfile`).
+    pub fn load(
+        certfile: impl Into<PathBuf>,
+        keyfile: impl Into<PathBuf>,
+        cacertfile: impl Into<PathBuf>,
+    ) -> Result<Self, ClusterError> {
+        let (certfile, keyfile, cacertfile) = (certfile.into(), keyfile.into(), cacertfile.into());
+        let cert_pem = read_pem("certfile", &certfile)?;
+        check_certs("certfile", &certfile, &cert_pem)?;
+        let key_pem = read_pem("keyfile", &keyfile)?;
+        PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| bad_pem("keyfile", &keyfile, e))?;
+        let ca_pem = read_pem("cacertfile", &cacertfile)?;
+        check_certs("cacertfile", &cacertfile, &ca_pem)?;
+        Ok(Self {
+            certfile,
+            keyfile,
+            cacertfile,
+            server_name: None,
+            cert_pem,
+            key_pem,
+            ca_pem,
+        })
+    }
+
+    /// Checks every peer's certificate against `name` instead of the host
+    /// part of its node name.
+    #[must_use]
+    pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// This node's certificate chain file.
+    pub fn certfile(&self) -> &Path {
+        &self.certfile
+    }
+
+    /// This node's private key file.
+    pub fn keyfile(&self) -> &Path {
+        &self.keyfile
+    }
+
+    /// The CA certificate file.
+    pub fn cacertfile(&self) -> &Path {
+        &self.cacertfile
+    }
+
+    /// The fixed name peers' certificates are checked against, if any.
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
+    }
+
+    fn identity(&self) -> Identity {
+        Identity::from_pem(&self.cert_pem, &self.key_pem)
+    }
+
+    /// The listener's side: this node's identity; client certificates are
+    /// required and must chain to the CA.
+    pub(crate) fn server_config(&self) -> ServerTlsConfig {
+        ServerTlsConfig::new()
+            .identity(self.identity())
+            .client_ca_root(Certificate::from_pem(&self.ca_pem))
+            .client_auth_optional(false)
+    }
+
+    /// The dialer's side towards `peer`: the CA as the only root, this
+    /// node's identity as the client certificate.
+    pub(crate) fn client_config(&self, peer: &NodeName) -> ClientTlsConfig {
+        let name = self.server_name.as_deref().unwrap_or_else(|| peer.host());
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .identity(self.identity())
+            .domain_name(name)
     }
 }
 
@@ -187,6 +334,8 @@ pub struct ClusterOptions {
     /// Enables the `ClusterDebug` admin call and the `girder.debug.*` names
     /// (tests only).
     pub fault_injection: bool,
+    /// Mutual TLS on every link, accepted and dialed; `None`: plain HTTP/2.
+    pub tls: Option<DistTls>,
 }
 
 impl fmt::Debug for ClusterOptions {
@@ -202,6 +351,7 @@ impl fmt::Debug for ClusterOptions {
             .field("heartbeat_misses", &self.heartbeat_misses)
             .field("backoff", &self.backoff)
             .field("fault_injection", &self.fault_injection)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -224,6 +374,7 @@ impl ClusterOptions {
             connect_timeout: Duration::from_secs(3),
             backoff: Backoff::default(),
             fault_injection: false,
+            tls: None,
         })
     }
 
