@@ -87,49 +87,46 @@ impl QoS {
 /// A UTF-8 string backed by [`Bytes`]: cloning it is a reference count
 /// increment, and a decoded one is a slice of the packet it came from.
 ///
-/// The contents are always valid UTF-8 (checked on construction). Without
-/// `unsafe` (denied in this workspace), [`ByteStr::as_str`] re-runs the
-/// standard library's UTF-8 check, which is fast for the short ASCII
-/// strings that topics usually are; the zero-copy decode is worth it.
+/// The contents are checked to be UTF-8 once, on construction; reading the
+/// string afterwards costs nothing (the check-once wrapper is
+/// `bytestring::ByteString`, whose `unsafe` stays in that crate).
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ByteStr(Bytes);
+pub struct ByteStr(bytestring::ByteString);
 
 impl ByteStr {
     /// The empty string.
     pub const fn new() -> Self {
-        Self(Bytes::new())
+        Self(bytestring::ByteString::new())
     }
 
     /// A string from a `'static` literal, without copying.
     pub const fn from_static(s: &'static str) -> Self {
-        Self(Bytes::from_static(s.as_bytes()))
+        Self(bytestring::ByteString::from_static(s))
     }
 
     /// A string copied from `s` (one allocation).
     pub fn copy_from_str(s: &str) -> Self {
-        Self(Bytes::copy_from_slice(s.as_bytes()))
+        Self(bytestring::ByteString::from(s))
     }
 
     /// Wraps `bytes` after checking that they are UTF-8.
     pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
-        std::str::from_utf8(&bytes)?;
-        Ok(Self(bytes))
+        bytestring::ByteString::try_from(bytes).map(Self)
     }
 
     /// The string slice.
     pub fn as_str(&self) -> &str {
-        // The constructor checked the bytes, and nothing mutates them.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        &self.0
     }
 
     /// The underlying bytes.
     pub fn as_bytes(&self) -> &Bytes {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// Unwraps the underlying bytes.
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        self.0.into_bytes()
     }
 
     /// A copy in an allocation of its own. Decoded strings are slices of the
@@ -137,7 +134,7 @@ impl ByteStr {
     /// subscription filter) is compacted so that it does not keep the whole
     /// buffer alive.
     pub fn compact(&self) -> Self {
-        Self(Bytes::copy_from_slice(&self.0))
+        Self::copy_from_str(self.as_str())
     }
 }
 
@@ -163,7 +160,7 @@ impl From<&'static str> for ByteStr {
 
 impl From<String> for ByteStr {
     fn from(s: String) -> Self {
-        Self(Bytes::from(s))
+        Self(bytestring::ByteString::from(s))
     }
 }
 
