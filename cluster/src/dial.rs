@@ -73,7 +73,7 @@ async fn handshake(
         .tcp_nodelay(true);
     if let Some(tls) = &node.opts.tls {
         endpoint = endpoint
-            .tls_config(tls.client_config(peer))
+            .tls_config(tls.client_config(peer, limit))
             .map_err(|e| connect_err(e.to_string()))?;
     }
     let channel = tokio::time::timeout(limit, endpoint.connect())

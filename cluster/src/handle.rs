@@ -32,11 +32,13 @@ pub async fn start(options: ClusterOptions) -> Result<ClusterHandle, ClusterErro
         let bad = |e: tonic::transport::Error| {
             ClusterError::InvalidOption(format!("cluster.dist.tls: {e}"))
         };
-        builder = builder.tls_config(tls.server_config()).map_err(bad)?;
+        builder = builder
+            .tls_config(tls.server_config(options.connect_timeout))
+            .map_err(bad)?;
         // The dialer's configuration is made per peer; build one now so that
         // a key that does not match its certificate fails here, not at a dial.
         tonic::transport::Endpoint::from_static("https://localhost")
-            .tls_config(tls.client_config(&me))
+            .tls_config(tls.client_config(&me, options.connect_timeout))
             .map_err(bad)?;
     }
     let listener = tokio::net::TcpListener::bind(options.dist_bind)

@@ -286,22 +286,25 @@ impl DistTls {
     }
 
     /// The listener's side: this node's identity; client certificates are
-    /// required and must chain to the CA.
-    pub(crate) fn server_config(&self) -> ServerTlsConfig {
+    /// required and must chain to the CA. A TLS handshake that takes longer
+    /// than `limit` is dropped.
+    pub(crate) fn server_config(&self, limit: Duration) -> ServerTlsConfig {
         ServerTlsConfig::new()
             .identity(self.identity())
             .client_ca_root(Certificate::from_pem(&self.ca_pem))
             .client_auth_optional(false)
+            .timeout(limit)
     }
 
     /// The dialer's side towards `peer`: the CA as the only root, this
     /// node's identity as the client certificate.
-    pub(crate) fn client_config(&self, peer: &NodeName) -> ClientTlsConfig {
+    pub(crate) fn client_config(&self, peer: &NodeName, limit: Duration) -> ClientTlsConfig {
         let name = self.server_name.as_deref().unwrap_or_else(|| peer.host());
         ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&self.ca_pem))
             .identity(self.identity())
             .domain_name(name)
+            .timeout(limit)
     }
 }
 

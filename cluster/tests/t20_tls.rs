@@ -145,6 +145,22 @@ async fn two_tls_nodes_join_and_call_each_other() {
 }
 
 #[tokio::test]
+async fn the_cookie_is_still_checked_inside_tls() {
+    let ca = Ca::new("girder");
+    let a = node("a@127.0.0.1", Some(ca.tls("a", &ca))).await;
+    let mut o = options("x@127.0.0.1", Some(ca.tls("x", &ca)));
+    o.cookie = "guess".to_owned();
+    let x = start(o).await.unwrap();
+    let e = x.join(&target(&a)).await.unwrap_err();
+    assert!(matches!(e, ClusterError::Handshake { .. }), "{e}");
+    assert!(a.connected().is_empty());
+    assert_eq!(running(&a), vec!["a@127.0.0.1".to_owned()]);
+    for h in [a, x] {
+        h.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn a_server_name_replaces_the_peer_host() {
     // The certificates name 127.0.0.1 and localhost; checking peers against
     // the fixed name `localhost` works, against another name it does not.
