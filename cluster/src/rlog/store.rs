@@ -31,6 +31,47 @@ pub struct Change {
     pub value: Option<Bytes>,
 }
 
+/// The owners of one owned key and their values, sorted by owner. Most keys
+/// have one owner (a client id, a route of one node), so this is a vector
+/// that grows from one slot, not a map with a node of its own per key.
+#[derive(Debug, Default)]
+struct Owners(Vec<(NodeName, Bytes)>);
+
+impl Owners {
+    fn find(&self, owner: &NodeName) -> Result<usize, usize> {
+        self.0.binary_search_by(|(n, _)| n.cmp(owner))
+    }
+
+    fn get(&self, owner: &NodeName) -> Option<&Bytes> {
+        self.find(owner).ok().map(|i| &self.0[i].1)
+    }
+
+    fn insert(&mut self, owner: NodeName, value: Bytes) -> Option<Bytes> {
+        match self.find(&owner) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                if self.0.capacity() == 0 {
+                    self.0.reserve_exact(1);
+                }
+                self.0.insert(i, (owner, value));
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, owner: &NodeName) -> Option<Bytes> {
+        self.find(owner).ok().map(|i| self.0.remove(i).1)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&NodeName, &Bytes)> {
+        self.0.iter().map(|(n, v)| (n, v))
+    }
+}
+
 /// One op of a write: put `value` under `key`, or delete `key` (`None`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Op {
@@ -67,7 +108,7 @@ struct Table {
     /// Consensus rows.
     rows: BTreeMap<Bytes, Bytes>,
     /// Owned rows: key → owner → value.
-    owned: BTreeMap<Bytes, BTreeMap<NodeName, Bytes>>,
+    owned: BTreeMap<Bytes, Owners>,
     /// Owned row count (the sum over `owned`).
     owned_count: usize,
 }
