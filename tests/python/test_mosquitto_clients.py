@@ -21,17 +21,35 @@ def pub(broker, *args, version=None):
 
 
 def ready(broker, topic):
-    """Publishes markers until the subscriber shows it is subscribed."""
-    # A retained marker is delivered as soon as the subscription exists.
+    """Retains a marker on `topic`, to be called before the subscriber starts:
+    the subscriber's first message is then the marker, so the test knows its
+    subscription exists. (Retaining while a subscription is being made can
+    deliver the marker twice, once live and once retained, as MQTT allows.)"""
     pub(broker, "-t", topic, "-m", "ready", "-r", "-q", "1")
+
+
+def wait_first(s):
+    """Blocks until the subscriber printed its first line (the retained
+    marker), and keeps that line for the caller's checks."""
+    first = s.stdout.readline()
+    s.first_line = first
+    return first
+
+
+def output(s):
+    """Everything the subscriber printed, the line read by wait_first
+    included."""
+    out, err = s.communicate(timeout=10)
+    return getattr(s, "first_line", "") + out, err
 
 
 def test_round_trip(broker):
     topic = unique("cli/rt")
-    s = sub(broker, "-t", topic, "-q", "1", count=2)
     ready(broker, topic)
+    s = sub(broker, "-t", topic, "-q", "1", count=2)
+    wait_first(s)
     pub(broker, "-t", topic, "-m", "hello", "-q", "1")
-    out, err = s.communicate(timeout=10)
+    out, err = output(s)
     assert s.returncode == 0, err
     assert out.splitlines() == ["ready", "hello"]
     pub(broker, "-t", topic, "-n", "-r")
@@ -53,10 +71,11 @@ def test_retained_message(broker):
 
 def test_qos2(broker):
     topic = unique("cli/q2")
-    s = sub(broker, "-t", topic, "-q", "2", "-F", "%q %p", count=2)
     ready(broker, topic)
+    s = sub(broker, "-t", topic, "-q", "2", "-F", "%q %p", count=2)
+    wait_first(s)
     pub(broker, "-t", topic, "-m", "exactly", "-q", "2")
-    out, err = s.communicate(timeout=10)
+    out, err = output(s)
     assert s.returncode == 0, err
     assert out.splitlines()[1] == "2 exactly"
     pub(broker, "-t", topic, "-n", "-r")
@@ -64,8 +83,9 @@ def test_qos2(broker):
 
 def test_v5_properties(broker):
     topic = unique("cli/v5")
-    s = sub(broker, "-t", topic, "-q", "1", "-F", "%p|%C|%R|%D|%P", count=2, version="mqttv5")
     pub(broker, "-t", topic, "-m", "ready", "-r", "-q", "1", version="mqttv5")
+    s = sub(broker, "-t", topic, "-q", "1", "-F", "%p|%C|%R|%D|%P", count=2, version="mqttv5")
+    wait_first(s)
     pub(
         broker, "-t", topic, "-m", "props", "-q", "1",
         "-D", "publish", "content-type", "text/plain",
@@ -74,7 +94,7 @@ def test_v5_properties(broker):
         "-D", "publish", "user-property", "k", "v",
         version="mqttv5",
     )
-    out, err = s.communicate(timeout=10)
+    out, err = output(s)
     assert s.returncode == 0, err
     assert out.splitlines()[1] == f"props|text/plain|{topic}/r|c0rr|k:v"
     pub(broker, "-t", topic, "-n", "-r", version="mqttv5")
