@@ -99,6 +99,8 @@ pub struct ChannelActor {
     successor: Option<Addr<ChannelActor>>,
     registered: Option<ByteStr>,
     expiry: Option<SpawnHandle>,
+    /// The keep-alive check, cancelled with the socket.
+    keepalive: Option<SpawnHandle>,
     counted_connection: bool,
 }
 
@@ -131,6 +133,7 @@ impl ChannelActor {
             successor: None,
             registered: None,
             expiry: None,
+            keepalive: None,
             counted_connection: true,
         }
     }
@@ -380,7 +383,7 @@ impl ChannelActor {
         self.process_input(ctx);
         if let Some(timeout) = self.channel.keepalive_timeout() {
             let every = (timeout / 4).max(Duration::from_millis(250));
-            ctx.run_interval(every, move |act, ctx| {
+            self.keepalive = Some(ctx.run_interval(every, move |act, ctx| {
                 if act.stream.is_some() && act.last_recv.elapsed() > timeout {
                     debug!(peer = %act.peer, "keep alive timeout");
                     act.close_socket(
@@ -390,7 +393,7 @@ impl ChannelActor {
                     );
                     act.finish(ctx);
                 }
-            });
+            }));
         }
         self.finish(ctx);
     }
@@ -451,6 +454,9 @@ impl ChannelActor {
         self.flush(ctx);
         if let Some(reader) = self.reader.take() {
             ctx.cancel_future(reader);
+        }
+        if let Some(keepalive) = self.keepalive.take() {
+            ctx.cancel_future(keepalive);
         }
         self.stream = None;
         self.wbuf = BytesMut::new();
