@@ -61,7 +61,8 @@ pub(crate) enum ClusterCommand {
     Debug {
         /// The peer whose link is acted on.
         peer: String,
-        /// cut, restore, drop, or delay=MS.
+        /// cut, restore, drop, delay=MS; or a probe whose result is
+        /// printed: call=SLEEP_MS/TIMEOUT_MS, monitor=WAIT_MS, sequence=N.
         action: String,
     },
 }
@@ -136,23 +137,37 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
                     Some("Remove the node from cluster successfully.")
                 }
                 ClusterCommand::Debug { peer, action } => {
-                    let action = match action.as_str() {
-                        "cut" => Action::Cut(pb::Cut {}),
-                        "restore" => Action::Restore(pb::Restore {}),
-                        "drop" => Action::Drop(pb::Drop {}),
-                        other => match other.strip_prefix("delay=").map(str::parse::<u32>) {
-                            Some(Ok(ms)) => Action::DelayMs(ms),
-                            _ => anyhow::bail!(
-                                "unknown action {other:?}: cut, restore, drop or delay=MS"
-                            ),
-                        },
-                    };
-                    client
+                    let action = debug_action(&action)?;
+                    let probe = matches!(
+                        action,
+                        Action::Call(_) | Action::Monitor(_) | Action::Sequence(_)
+                    );
+                    let reply = client
                         .cluster_debug(pb::ClusterDebugRequest {
                             peer,
                             action: Some(action),
                         })
-                        .await?;
+                        .await?
+                        .into_inner();
+                    if probe {
+                        if json {
+                            println!(
+                                "{}",
+                                serde_json::json!({
+                                    "result": reply.result,
+                                    "elapsed_ms": reply.elapsed_ms,
+                                    "received": reply.received,
+                                    "in_order": reply.in_order,
+                                })
+                            );
+                        } else {
+                            println!(
+                                "result: {}, elapsed: {} ms, received: {}, in order: {}",
+                                reply.result, reply.elapsed_ms, reply.received, reply.in_order
+                            );
+                        }
+                        return Ok(());
+                    }
                     Some("Fault applied.")
                 }
             };
@@ -171,4 +186,34 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Parses a `cluster debug` action.
+fn debug_action(action: &str) -> anyhow::Result<Action> {
+    let number = |v: &str| {
+        v.parse::<u32>()
+            .with_context(|| format!("{action:?}: {v:?} is not a whole number"))
+    };
+    Ok(match action.split_once('=') {
+        None if action == "cut" => Action::Cut(pb::Cut {}),
+        None if action == "restore" => Action::Restore(pb::Restore {}),
+        None if action == "drop" => Action::Drop(pb::Drop {}),
+        Some(("delay", ms)) => Action::DelayMs(number(ms)?),
+        Some(("call", args)) => {
+            let (sleep, timeout) = args
+                .split_once('/')
+                .with_context(|| format!("{action:?}: expected call=SLEEP_MS/TIMEOUT_MS"))?;
+            Action::Call(pb::Call {
+                sleep_ms: number(sleep)?,
+                timeout_ms: number(timeout)?,
+            })
+        }
+        Some(("monitor", ms)) => Action::Monitor(pb::Monitor {
+            wait_ms: number(ms)?,
+        }),
+        Some(("sequence", n)) => Action::Sequence(pb::Sequence { count: number(n)? }),
+        _ => anyhow::bail!(
+            "unknown action {action:?}: cut, restore, drop, delay=MS, call=SLEEP_MS/TIMEOUT_MS, monitor=WAIT_MS or sequence=N"
+        ),
+    })
 }

@@ -2,13 +2,17 @@
 //! The node serves it on `admin.bind`; `girder ctl` is its client.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use girder_proto::admin::admin_service_server::{AdminService, AdminServiceServer};
 use girder_proto::admin::{self as pb, cluster_debug_request::Action};
 use tonic::{Request, Response, Status};
 
+use crate::builtin::{DEBUG_SLEEP, ECHO};
 use crate::fault::FaultAction;
+use crate::process::{Payload, RemoteMessage};
+use crate::wire::DownReason;
 use crate::{ClusterError, ClusterHandle, NodeName};
 
 /// The admin service over a running cluster layer.
@@ -22,6 +26,99 @@ impl Admin {
     pub fn service(cluster: ClusterHandle) -> AdminServiceServer<Self> {
         AdminServiceServer::new(Self { cluster })
     }
+}
+
+impl Admin {
+    /// Calls the peer's [`DEBUG_SLEEP`] and says how the call ended.
+    async fn debug_call(&self, peer: &NodeName, call: pb::Call) -> pb::ClusterDebugReply {
+        let started = Instant::now();
+        let payload = Payload::new("sleep", u64::from(call.sleep_ms).to_be_bytes().to_vec());
+        let timeout = Duration::from_millis(u64::from(call.timeout_ms));
+        let result = match self.cluster.call(peer, DEBUG_SLEEP, payload, timeout).await {
+            Ok(_) => "ok".to_owned(),
+            Err(ClusterError::Timeout { .. }) => "timeout".to_owned(),
+            Err(ClusterError::NodeDown(_)) => "nodedown".to_owned(),
+            Err(other) => other.to_string(),
+        };
+        pb::ClusterDebugReply {
+            result,
+            elapsed_ms: elapsed_ms(started),
+            ..Default::default()
+        }
+    }
+
+    /// Monitors the peer's [`ECHO`] and reports the Down reason, if one
+    /// comes within the wait.
+    async fn debug_monitor(&self, peer: &NodeName, m: pb::Monitor) -> pb::ClusterDebugReply {
+        let started = Instant::now();
+        let wait = Duration::from_millis(u64::from(m.wait_ms));
+        let result = match tokio::time::timeout(wait, self.cluster.monitor(peer, ECHO)).await {
+            Ok(DownReason::NoConnection) => "noconnection",
+            Ok(DownReason::NoProc) => "noproc",
+            Ok(DownReason::Unregistered) => "unregistered",
+            Err(_) => "none",
+        };
+        pb::ClusterDebugReply {
+            result: result.to_owned(),
+            elapsed_ms: elapsed_ms(started),
+            ..Default::default()
+        }
+    }
+
+    /// Sends `count` numbered casts to the peer's [`ECHO`], naming a
+    /// temporary local process as the reply-to, and checks that all come
+    /// back in the order sent (order holds per pair of processes over one
+    /// link, both ways).
+    async fn debug_sequence(&self, peer: &NodeName, seq: pb::Sequence) -> pb::ClusterDebugReply {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let started = Instant::now();
+        let name = format!("girder.debug.seq.{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RemoteMessage>();
+        if let Err(err) = self.cluster.register(&name, tx) {
+            return pb::ClusterDebugReply {
+                result: err.to_string(),
+                ..Default::default()
+            };
+        }
+        let count = u64::from(seq.count);
+        let mut result = "ok".to_owned();
+        for i in 0..count {
+            let payload = Payload::new("seq", i.to_be_bytes().to_vec());
+            if let Err(err) = self.cluster.send_from(peer, ECHO, Some(&name), payload) {
+                result = err.to_string();
+                break;
+            }
+        }
+        let (mut received, mut in_order) = (0u64, true);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while received < count {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(msg)) => {
+                    let n = <[u8; 8]>::try_from(&msg.payload.data[..])
+                        .map_or(u64::MAX, u64::from_be_bytes);
+                    in_order &= n == received;
+                    received += 1;
+                }
+                Ok(None) | Err(_) => {
+                    if result == "ok" {
+                        result = "incomplete".to_owned();
+                    }
+                    break;
+                }
+            }
+        }
+        self.cluster.unregister(&name);
+        pb::ClusterDebugReply {
+            result,
+            elapsed_ms: elapsed_ms(started),
+            received,
+            in_order,
+        }
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Serves the admin API alone on `addr` until `shutdown` resolves (the binary
@@ -114,14 +211,28 @@ impl AdminService for Admin {
     ) -> Result<Response<pb::ClusterDebugReply>, Status> {
         let request = request.into_inner();
         let peer = parse(&request.peer)?;
+        if !self.cluster.fault_injection() {
+            return Err(Status::failed_precondition(
+                "fault injection is off (cluster.dist.fault_injection)",
+            ));
+        }
         let action = match request.action {
             Some(Action::Cut(_)) => FaultAction::Cut,
             Some(Action::Restore(_)) => FaultAction::Restore,
             Some(Action::DelayMs(ms)) => FaultAction::Delay(Duration::from_millis(u64::from(ms))),
             Some(Action::Drop(_)) => FaultAction::Drop,
+            Some(Action::Call(call)) => {
+                return Ok(Response::new(self.debug_call(&peer, call).await))
+            }
+            Some(Action::Monitor(m)) => {
+                return Ok(Response::new(self.debug_monitor(&peer, m).await))
+            }
+            Some(Action::Sequence(seq)) => {
+                return Ok(Response::new(self.debug_sequence(&peer, seq).await))
+            }
             None => return Err(Status::invalid_argument("no action")),
         };
         self.cluster.inject_fault(&peer, action).map_err(status)?;
-        Ok(Response::new(pb::ClusterDebugReply {}))
+        Ok(Response::new(pb::ClusterDebugReply::default()))
     }
 }

@@ -283,16 +283,7 @@ impl Node {
 
     /// Runs `girder ctl --json --node ADMIN ARGS`; the parsed JSON output.
     pub fn ctl(&self, args: &[&str]) -> Result<serde_json::Value> {
-        let out = self.ctl_raw(args)?;
-        if !out.status.success() {
-            bail!(
-                "{}: ctl {args:?}: {}",
-                self.spec.name,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        serde_json::from_slice(&out.stdout)
-            .with_context(|| format!("ctl {args:?}: {}", String::from_utf8_lossy(&out.stdout)))
+        ctl_at(&self.spec, args)
     }
 
     /// Runs a ctl command that must fail; its error output.
@@ -309,12 +300,7 @@ impl Node {
     }
 
     fn ctl_raw(&self, args: &[&str]) -> Result<std::process::Output> {
-        Command::new(girder_bin())
-            .args(["ctl", "--json", "--node", &self.spec.admin().to_string()])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .context("running girder ctl")
+        ctl_output(&self.spec, args)
     }
 
     /// `ctl cluster status`, checked to come from this node.
@@ -396,4 +382,28 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Runs `girder ctl --json` against the node of `spec` (usable from a
+/// thread that does not own the [`Node`]); the parsed JSON output.
+pub fn ctl_at(spec: &Spec, args: &[&str]) -> Result<serde_json::Value> {
+    let out = ctl_output(spec, args)?;
+    if !out.status.success() {
+        bail!(
+            "{}: ctl {args:?}: {}",
+            spec.name,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("ctl {args:?}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn ctl_output(spec: &Spec, args: &[&str]) -> Result<std::process::Output> {
+    Command::new(girder_bin())
+        .args(["ctl", "--json", "--node", &spec.admin().to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running girder ctl")
 }
