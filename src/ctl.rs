@@ -109,12 +109,20 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
         CtlCommand::Status => {
             let s = client.status(pb::StatusRequest {}).await?.into_inner();
             if json {
+                let tables: serde_json::Map<String, serde_json::Value> = s
+                    .tables
+                    .iter()
+                    .map(|t| (t.table.clone(), t.rows.into()))
+                    .collect();
                 let v = serde_json::json!({
-                    "node": s.node, "version": s.version, "uptime_ms": s.uptime_ms, "cluster": s.cluster, "status": "started",
+                    "node": s.node, "version": s.version, "uptime_ms": s.uptime_ms, "cluster": s.cluster, "status": "started", "tables": tables,
                 });
                 println!("{v}");
             } else {
                 println!("Node '{}' {} is started", s.node, s.version);
+                for t in &s.tables {
+                    println!("  table {}: {} rows", t.table, t.rows);
+                }
             }
         }
         CtlCommand::Cluster(cmd) => {

@@ -169,7 +169,15 @@ impl ClusterSide {
                     source,
                 })?;
             let (stop, stopped) = oneshot::channel::<()>();
-            let service = girder_cluster::Admin::service(side.handle.clone());
+            let tables = shards()
+                .into_iter()
+                .flat_map(|shard| shard.tables)
+                .collect();
+            let service = girder_cluster::Admin::service_with_tables(
+                side.handle.clone(),
+                side.rlog.clone(),
+                tables,
+            );
             let incoming = tonic::transport::server::TcpIncoming::from(listener);
             tokio::spawn(async move {
                 let served = tonic::transport::Server::builder()

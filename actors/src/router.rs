@@ -179,8 +179,12 @@ impl Router {
         };
         match parsed.group {
             None => {
-                self.index
+                let outcome = self
+                    .index
                     .insert(parsed.filter, SubKey::Local(sub.clone()), opts);
+                if outcome.new_filter {
+                    self.route_row(parsed.filter, true);
+                }
             }
             Some(group) => {
                 let member = Member {
@@ -214,8 +218,12 @@ impl Router {
         };
         match parsed.group {
             None => {
-                self.index
+                let outcome = self
+                    .index
                     .remove(parsed.filter, &SubKey::Local(sub.clone()));
+                if outcome.filter_gone {
+                    self.route_row(parsed.filter, false);
+                }
             }
             Some(group) => {
                 let member = Member {

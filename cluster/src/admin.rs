@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 use crate::builtin::{DEBUG_SLEEP, ECHO};
 use crate::fault::FaultAction;
 use crate::process::{Payload, RemoteMessage};
+use crate::rlog::Rlog;
 use crate::wire::DownReason;
 use crate::{ClusterError, ClusterHandle, NodeName};
 
@@ -19,12 +20,29 @@ use crate::{ClusterError, ClusterHandle, NodeName};
 #[derive(Debug, Clone)]
 pub struct Admin {
     cluster: ClusterHandle,
+    /// The replicated tables whose row counts `Status` reports.
+    tables: Option<(Rlog, Vec<String>)>,
 }
 
 impl Admin {
     /// The tonic service, to add to the admin server.
     pub fn service(cluster: ClusterHandle) -> AdminServiceServer<Self> {
-        AdminServiceServer::new(Self { cluster })
+        AdminServiceServer::new(Self {
+            cluster,
+            tables: None,
+        })
+    }
+
+    /// The service, also reporting the row counts of `tables` in `rlog`.
+    pub fn service_with_tables(
+        cluster: ClusterHandle,
+        rlog: Rlog,
+        tables: Vec<String>,
+    ) -> AdminServiceServer<Self> {
+        AdminServiceServer::new(Self {
+            cluster,
+            tables: Some((rlog, tables)),
+        })
     }
 }
 
@@ -160,6 +178,16 @@ impl AdminService for Admin {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_ms: u64::try_from(self.cluster.uptime().as_millis()).unwrap_or(u64::MAX),
             cluster: self.cluster.cluster_name().to_owned(),
+            tables: self
+                .tables
+                .iter()
+                .flat_map(|(rlog, names)| {
+                    names.iter().map(|table| pb::TableRows {
+                        table: table.clone(),
+                        rows: rlog.count(table) as u64,
+                    })
+                })
+                .collect(),
         }))
     }
 
