@@ -27,7 +27,7 @@ use actix::prelude::*;
 use bytes::BytesMut;
 use girder_broker::channel::{refusal_packet, Action, Channel, CloseCause};
 use girder_broker::codec::{self, ByteStr, ErrorReply, Packet, ProtocolVersion, ReasonCode};
-use girder_broker::message::Delivery;
+use girder_broker::message::{Delivery, OutPublish};
 use girder_broker::session::Session;
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -252,6 +252,7 @@ impl ChannelActor {
             i += 1;
             match action {
                 Action::Send(packet) => self.send(&packet),
+                Action::SendPublish(publish) => self.send_publish(&publish),
                 Action::Open {
                     client_id,
                     clean_start,
@@ -335,6 +336,16 @@ impl ChannelActor {
         let version = self.version();
         if let Err(err) = codec::encode(packet, version, &mut self.wbuf) {
             debug!(peer = %self.peer, error = %err, "packet not encodable");
+        }
+    }
+
+    fn send_publish(&mut self, publish: &OutPublish) {
+        if self.stream.is_none() {
+            return;
+        }
+        let version = self.version();
+        if let Err(err) = publish.encode(version, &mut self.wbuf) {
+            debug!(peer = %self.peer, error = %err, "PUBLISH not encodable");
         }
     }
 

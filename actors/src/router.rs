@@ -276,6 +276,11 @@ impl Router {
                 }
             }
         }
+        if matched > 1 {
+            // Encoded once per protocol version, QoS and RETAIN flag by
+            // the first subscriber's connection, shared by the others.
+            message.expect_many_subscribers();
+        }
         self.metrics.messages_routed(matched);
         matched
     }

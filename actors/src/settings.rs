@@ -17,10 +17,9 @@ pub fn channel_config(config: &Config) -> ChannelConfig {
         max_inflight: mqtt.max_inflight.max(1),
         max_mqueue_len: limit(mqtt.max_mqueue_len.finite()),
         mqueue_store_qos0: mqtt.mqueue_store_qos0,
-        // The Receive Maximum advertised to v5 clients (max_inflight) bounds
-        // their unreleased QoS 2 messages too: one more is 0x93.
-        max_awaiting_rel: limit(mqtt.max_awaiting_rel.finite())
-            .min(usize::from(mqtt.max_inflight.max(1))),
+        // v5 clients are bounded by the Receive Maximum they are told
+        // (max_inflight) as well: the channel checks that.
+        max_awaiting_rel: limit(mqtt.max_awaiting_rel.finite()),
         await_rel_timeout: mqtt.await_rel_timeout.0,
         retry_interval: mqtt.retry_interval.finite().map(|d| d.0),
         upgrade_qos: mqtt.upgrade_qos,

@@ -28,12 +28,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::{
-    encoded_len, ByteStr, Disconnect, DisconnectProperties, LastWill, Packet, ProtocolVersion,
-    PubAck, PubComp, PubRec, Publish, PublishProperties, QoS, ReasonCode, RetainHandling, SubAck,
-    Subscribe, UnsubAck, Unsubscribe,
+    ByteStr, Disconnect, DisconnectProperties, LastWill, Packet, ProtocolVersion, PubAck, PubComp,
+    PubRec, PubRel, Publish, PublishProperties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
+    UnsubAck, Unsubscribe,
 };
-use crate::message::{Delivery, Message, SubOpts};
-use crate::session::{Session, SessionError};
+use crate::message::{Delivery, Message, OutPublish, SubOpts};
+use crate::session::{Outgoing, Session, SessionError};
 use crate::topic::{is_wildcard, parse_filter, validate_name};
 
 use alias::{InboundAliases, OutboundAlias, OutboundAliases};
@@ -46,6 +46,10 @@ pub use connect::ConnInfo;
 pub enum Action {
     /// Encode and write a packet to the client.
     Send(Packet),
+    /// Write a PUBLISH of a shared message to the client (see
+    /// [`OutPublish::encode`]: subscribers that need the same bytes share
+    /// one encoded frame).
+    SendPublish(OutPublish),
     /// CONNECT was accepted: find the client id's existing session (take it
     /// over from its current owner, or discard it when `clean_start`), then
     /// call [`Channel::opened`].
@@ -176,7 +180,7 @@ pub struct Channel {
     /// The will of a normal DISCONNECT is dropped; 0x04 keeps it.
     inbound_aliases: InboundAliases,
     outbound_aliases: OutboundAliases,
-    sent: Vec<Packet>,
+    sent: Vec<Outgoing>,
 }
 
 impl Channel {
@@ -402,7 +406,17 @@ impl Channel {
                 ack: Some(PendingAck { packet_id, qos, v5 }),
             }),
             (QoS::ExactlyOnce, Some(packet_id)) => {
-                match session_of(&mut self.session).on_publish_qos2(packet_id, dup, now) {
+                let session = session_of(&mut self.session);
+                // MQTT-3.3.4-9: a v5 client may have no more unreleased QoS 2
+                // messages than the Receive Maximum it was given (v3 clients
+                // were told no limit: `max_awaiting_rel` alone bounds them).
+                if v5
+                    && session.awaiting_rel_len() >= usize::from(self.config.receive_maximum)
+                    && !(dup && session.is_awaiting_rel(packet_id))
+                {
+                    return self.protocol_error(ReasonCode::ReceiveMaximumExceeded, now, out);
+                }
+                match session.on_publish_qos2(packet_id, dup, now) {
                     Ok(true) => out.push(Action::Publish {
                         message,
                         ack: Some(PendingAck { packet_id, qos, v5 }),
@@ -722,26 +736,33 @@ impl Channel {
         // Completing a dropped exchange frees a window slot, which the
         // session may fill at once: loop until it has nothing more.
         while !self.sent.is_empty() {
-            for mut packet in std::mem::take(&mut self.sent) {
-                if let Packet::Publish(publish) = &mut packet {
-                    let alias = self.outbound_aliases.alias_for(&publish.topic);
-                    match alias {
-                        OutboundAlias::None => {}
-                        OutboundAlias::Set(alias) => publish.properties.topic_alias = Some(alias),
-                        OutboundAlias::Use(alias) => {
-                            publish.properties.topic_alias = Some(alias);
-                            publish.topic = ByteStr::new();
-                        }
-                    }
-                    if max_size != u32::MAX
-                        && encoded_len(&packet, version).is_ok_and(|len| len > max_size as usize)
-                    {
-                        self.drop_too_large(&packet, alias, now);
-                        out.push(Action::DroppedTooLarge);
+            for outgoing in std::mem::take(&mut self.sent) {
+                let mut publish = match outgoing {
+                    Outgoing::PubRel(id) => {
+                        out.push(Action::Send(Packet::PubRel(PubRel::new(id))));
                         continue;
                     }
+                    Outgoing::Publish(publish) => publish,
+                };
+                let alias = self.outbound_aliases.alias_for(&publish.message.topic);
+                match alias {
+                    OutboundAlias::None => {}
+                    OutboundAlias::Set(alias) => publish.topic_alias = Some(alias),
+                    OutboundAlias::Use(alias) => {
+                        publish.topic_alias = Some(alias);
+                        publish.alias_only = true;
+                    }
                 }
-                out.push(Action::Send(packet));
+                if max_size != u32::MAX
+                    && publish
+                        .encoded_len(version)
+                        .is_ok_and(|len| len > max_size as usize)
+                {
+                    self.drop_too_large(&publish, alias, now);
+                    out.push(Action::DroppedTooLarge);
+                    continue;
+                }
+                out.push(Action::SendPublish(publish));
             }
         }
     }
@@ -750,16 +771,13 @@ impl Channel {
     /// and the server behaves as if it had completed sending it: a QoS 1/2
     /// exchange ends (freeing its window slot), and an alias it would have
     /// set stays unknown to the client, so it is not bound.
-    fn drop_too_large(&mut self, packet: &Packet, alias: OutboundAlias, now: Instant) {
-        let Packet::Publish(publish) = packet else {
-            return;
-        };
+    fn drop_too_large(&mut self, publish: &OutPublish, alias: OutboundAlias, now: Instant) {
         if let OutboundAlias::Set(_) = alias {
-            self.outbound_aliases.forget(&publish.topic);
+            self.outbound_aliases.forget(&publish.message.topic);
         }
         if let (Some(id), Some(session)) = (publish.packet_id, self.session.as_mut()) {
             // The id was just put in flight by the session: neither call fails.
-            let _ = match publish.qos {
+            let _ = match publish.opts.qos {
                 QoS::ExactlyOnce => {
                     session.on_pubrec(id, ReasonCode::PacketTooLarge, now, &mut self.sent)
                 }

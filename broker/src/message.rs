@@ -13,15 +13,17 @@
 //! Time is always passed in (`now`), never read from the clock here, so that
 //! tests control it.
 
+mod outgoing;
+
+pub use outgoing::{FrameCache, OutPublish};
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::codec::{
-    ByteStr, PayloadFormat, Publish, PublishProperties, QoS, SubscriptionOptions, UserProperty,
-};
+use crate::codec::{ByteStr, PayloadFormat, Publish, QoS, SubscriptionOptions, UserProperty};
 
 /// A published application message, immutable once received.
 ///
@@ -49,6 +51,9 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// The v5 properties that travel with the message to its subscribers.
     pub properties: MessageProperties,
+    /// Its PUBLISH frames, encoded once for all subscribers that share
+    /// them (see [`Message::frame`]).
+    pub(crate) frames: FrameCache,
 }
 
 /// The v5 PUBLISH properties forwarded unchanged to subscribers (section
@@ -132,6 +137,7 @@ impl Message {
                 correlation_data: props.correlation_data,
                 user_properties: props.user_properties,
             },
+            frames: FrameCache::default(),
         }
     }
 
@@ -194,28 +200,37 @@ impl Message {
         packet_id: Option<u16>,
         now: Instant,
     ) -> Option<Publish> {
-        let message_expiry_interval = match self.expires_at {
-            None => None,
-            Some(_) => Some(self.remaining_expiry(now)?),
-        };
-        let props = &self.properties;
-        Some(Publish {
-            dup: false,
-            qos: opts.qos,
-            retain: opts.retain,
-            topic: self.topic.clone(),
+        let expiry = self.expiry_to_send(now)?;
+        Some(self.publish_with(opts, packet_id, expiry))
+    }
+
+    /// The message expiry interval to send at `now`: `Some(None)` for a
+    /// message that never expires, `None` for one that has expired.
+    #[allow(clippy::option_option)]
+    fn expiry_to_send(&self, now: Instant) -> Option<Option<u32>> {
+        match self.expires_at {
+            None => Some(None),
+            Some(_) => self.remaining_expiry(now).map(Some),
+        }
+    }
+
+    /// One subscriber's PUBLISH of this message with `opts` at `now`, as
+    /// [`Message::to_publish`] describes it but sharing the message, or
+    /// `None` if the message has expired.
+    pub fn out_publish(
+        self: &Arc<Self>,
+        opts: PublishOpts,
+        packet_id: Option<u16>,
+        now: Instant,
+    ) -> Option<OutPublish> {
+        Some(OutPublish {
+            message: self.clone(),
+            opts,
             packet_id,
-            payload: self.payload.clone(),
-            properties: PublishProperties {
-                payload_format_indicator: props.payload_format_indicator,
-                message_expiry_interval,
-                topic_alias: None,
-                response_topic: props.response_topic.clone(),
-                correlation_data: props.correlation_data.clone(),
-                user_properties: props.user_properties.clone(),
-                subscription_identifiers: opts.subscription_id.into_iter().collect(),
-                content_type: props.content_type.clone(),
-            },
+            dup: false,
+            expiry: self.expiry_to_send(now)?,
+            topic_alias: None,
+            alias_only: false,
         })
     }
 }
@@ -323,7 +338,7 @@ pub struct PublishOpts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::RetainHandling;
+    use crate::codec::{PublishProperties, RetainHandling};
 
     fn publish(qos: QoS, retain: bool, expiry: Option<u32>) -> Publish {
         Publish {

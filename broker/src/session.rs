@@ -43,7 +43,7 @@ use thiserror::Error;
 
 use crate::codec::{ByteStr, Packet, PubRel, QoS, ReasonCode};
 
-use crate::message::{Delivery, Message, SubOpts};
+use crate::message::{Delivery, Message, OutPublish, SubOpts};
 
 use inflight::{Inflight, Phase};
 pub use mqueue::QueueDropPolicy;
@@ -204,21 +204,41 @@ pub struct SessionInfo {
     pub stats: SessionStats,
 }
 
+/// A packet the session sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A PUBLISH of a shared message.
+    Publish(OutPublish),
+    /// A PUBREL for this packet identifier.
+    PubRel(u16),
+}
+
+impl Outgoing {
+    /// The codec packet this stands for.
+    pub fn to_packet(&self) -> Packet {
+        match self {
+            Self::Publish(publish) => Packet::Publish(publish.to_publish()),
+            Self::PubRel(id) => Packet::PubRel(PubRel::new(*id)),
+        }
+    }
+}
+
 /// The state of one client id: subscriptions, outgoing window and queue,
 /// incoming QoS 2 state, expiry. See the module docs for the flows.
 ///
 /// Every method that may produce packets pushes them, in send order, into
-/// an `out: &mut Vec<Packet>` supplied by the caller (so a batch of events
-/// produces one batch of packets); packets are only `Publish` and `PubRel`.
+/// an `out: &mut Vec<Outgoing>` supplied by the caller (so a batch of events
+/// produces one batch of packets): PUBLISHes, as [`OutPublish`]es that share
+/// their message, and PUBRELs.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Instant;
 ///
 /// use bytes::Bytes;
-/// use girder_broker::codec::{Packet, Publish, QoS};
+/// use girder_broker::codec::{Publish, QoS};
 /// use girder_broker::message::{Delivery, Message, SubOpts};
-/// use girder_broker::session::{Session, SessionConfig, SessionError};
+/// use girder_broker::session::{Outgoing, Session, SessionConfig, SessionError};
 ///
 /// let now = Instant::now();
 /// let mut session = Session::new("sub".into(), SessionConfig::default(), now);
@@ -240,8 +260,8 @@ pub struct SessionInfo {
 ///     &mut out,
 /// );
 /// // Sent at QoS 1 (the granted QoS) with the session's first packet id.
-/// let Packet::Publish(sent) = &out[0] else { panic!("{out:?}") };
-/// assert_eq!((sent.qos, sent.packet_id), (QoS::AtLeastOnce, Some(1)));
+/// let Outgoing::Publish(sent) = &out[0] else { panic!("{out:?}") };
+/// assert_eq!((sent.opts.qos, sent.packet_id), (QoS::AtLeastOnce, Some(1)));
 ///
 /// out.clear();
 /// session.on_puback(1, now, &mut out)?;
@@ -348,7 +368,7 @@ impl Session {
         &mut self,
         deliveries: impl IntoIterator<Item = Delivery>,
         now: Instant,
-        out: &mut Vec<Packet>,
+        out: &mut Vec<Outgoing>,
     ) {
         for delivery in deliveries {
             if delivery.is_no_local_for(&self.client_id) {
@@ -392,7 +412,7 @@ impl Session {
         &mut self,
         packet_id: u16,
         now: Instant,
-        out: &mut Vec<Packet>,
+        out: &mut Vec<Outgoing>,
     ) -> Result<(), SessionError> {
         match self.inflight.get(packet_id).map(|e| &e.phase) {
             Some(Phase::Publish { opts, .. }) if opts.qos == QoS::AtLeastOnce => {}
@@ -419,7 +439,7 @@ impl Session {
         packet_id: u16,
         reason: ReasonCode,
         now: Instant,
-        out: &mut Vec<Packet>,
+        out: &mut Vec<Outgoing>,
     ) -> Result<(), SessionError> {
         let entry = self
             .inflight
@@ -435,7 +455,7 @@ impl Session {
         } else {
             entry.phase = Phase::Rel;
             entry.sent_at = now;
-            out.push(Packet::PubRel(PubRel::new(packet_id)));
+            out.push(Outgoing::PubRel(packet_id));
         }
         Ok(())
     }
@@ -450,7 +470,7 @@ impl Session {
         &mut self,
         packet_id: u16,
         now: Instant,
-        out: &mut Vec<Packet>,
+        out: &mut Vec<Outgoing>,
     ) -> Result<(), SessionError> {
         match self.inflight.get(packet_id).map(|e| &e.phase) {
             Some(Phase::Rel) => {}
@@ -493,6 +513,16 @@ impl Session {
         }
         self.awaiting_rel.insert(packet_id, now);
         Ok(true)
+    }
+
+    /// How many incoming QoS 2 messages await their PUBREL.
+    pub fn awaiting_rel_len(&self) -> usize {
+        self.awaiting_rel.len()
+    }
+
+    /// Whether incoming QoS 2 message `packet_id` awaits its PUBREL.
+    pub fn is_awaiting_rel(&self, packet_id: u16) -> bool {
+        self.awaiting_rel.contains_key(&packet_id)
     }
 
     /// PUBREL from the client: releases `packet_id` (reply PUBCOMP).
@@ -547,7 +577,7 @@ impl Session {
     ///
     /// An inflight PUBLISH whose message has expired is dropped instead
     /// (counted as expired), as EMQX does.
-    pub fn replay(&mut self, now: Instant, out: &mut Vec<Packet>) {
+    pub fn replay(&mut self, now: Instant, out: &mut Vec<Outgoing>) {
         self.connected = true;
         self.disconnected_at = None;
         for id in self.inflight.ids_in_order() {
@@ -560,7 +590,7 @@ impl Session {
     /// [`Self::replay`]) each exchange whose last packet was sent at least
     /// `retry_interval` before `now`, oldest first, then refills any slots
     /// freed by expired messages. Does nothing otherwise.
-    pub fn retry(&mut self, now: Instant, out: &mut Vec<Packet>) {
+    pub fn retry(&mut self, now: Instant, out: &mut Vec<Outgoing>) {
         let Some(interval) = self.config.retry_interval else {
             return;
         };
@@ -676,12 +706,12 @@ impl Session {
 
     /// Sends `item` now: QoS 0 directly, QoS 1/2 into a free slot (the
     /// caller checked there is one). An expired message is dropped.
-    fn send(&mut self, item: Queued, now: Instant, out: &mut Vec<Packet>) {
+    fn send(&mut self, item: Queued, now: Instant, out: &mut Vec<Outgoing>) {
         if item.opts.qos == QoS::AtMostOnce {
-            match item.message.to_publish(&item.opts, None, now) {
+            match item.message.out_publish(item.opts, None, now) {
                 Some(publish) => {
                     self.stats.delivered += 1;
-                    out.push(Packet::Publish(publish));
+                    out.push(Outgoing::Publish(publish));
                 }
                 None => self.stats.dropped.expired += 1,
             }
@@ -699,10 +729,10 @@ impl Session {
             },
             now,
         );
-        match message.to_publish(&opts, Some(id), now) {
+        match message.out_publish(opts, Some(id), now) {
             Some(publish) => {
                 self.stats.delivered += 1;
-                out.push(Packet::Publish(publish));
+                out.push(Outgoing::Publish(publish));
             }
             None => {
                 self.inflight.remove(id);
@@ -719,7 +749,7 @@ impl Session {
     }
 
     /// Ends exchange `id` (known to be in flight) and refills the window.
-    fn complete(&mut self, id: u16, now: Instant, out: &mut Vec<Packet>) {
+    fn complete(&mut self, id: u16, now: Instant, out: &mut Vec<Outgoing>) {
         self.inflight.remove(id);
         self.stats.acked += 1;
         self.drain(now, out);
@@ -727,17 +757,19 @@ impl Session {
 
     /// Resends exchange `id`: its PUBLISH with DUP = 1 (or drops it if the
     /// message expired), or its PUBREL.
-    fn resend(&mut self, id: u16, now: Instant, out: &mut Vec<Packet>) {
+    fn resend(&mut self, id: u16, now: Instant, out: &mut Vec<Outgoing>) {
         let Some(entry) = self.inflight.get_mut(id) else {
             return;
         };
         let packet = match &entry.phase {
-            Phase::Rel => Some(Packet::PubRel(PubRel::new(id))),
+            Phase::Rel => Some(Outgoing::PubRel(id)),
             Phase::Publish { message, opts } => {
-                message.to_publish(opts, Some(id), now).map(|mut publish| {
-                    publish.dup = true;
-                    Packet::Publish(publish)
-                })
+                message
+                    .out_publish(*opts, Some(id), now)
+                    .map(|mut publish| {
+                        publish.dup = true;
+                        Outgoing::Publish(publish)
+                    })
             }
         };
         match packet {
@@ -755,7 +787,7 @@ impl Session {
 
     /// While connected, moves queued deliveries out in order: QoS 0 always,
     /// QoS 1/2 while the window has a free slot.
-    fn drain(&mut self, now: Instant, out: &mut Vec<Packet>) {
+    fn drain(&mut self, now: Instant, out: &mut Vec<Outgoing>) {
         if !self.connected {
             return;
         }

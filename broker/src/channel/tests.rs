@@ -228,6 +228,7 @@ fn same(a: &Action, b: &Action) -> bool {
     use Action as A;
     match (a, b) {
         (A::Send(x), A::Send(y)) => x == y,
+        (A::SendPublish(x), A::SendPublish(y)) => x == y,
         (
             A::Open {
                 client_id: c1,
@@ -287,7 +288,7 @@ fn sent_publishes(actions: &[Action]) -> Vec<Publish> {
     actions
         .iter()
         .map(|a| match a {
-            Action::Send(Packet::Publish(p)) => p.clone(),
+            Action::SendPublish(p) => p.to_publish(),
             other => panic!("expected a PUBLISH, got {other:?}"),
         })
         .collect()

@@ -142,6 +142,38 @@ impl EncodedPublish {
         Ok(copy.freeze())
     }
 
+    /// The length of the frame on the wire.
+    pub fn len(&self) -> usize {
+        self.frame.len()
+    }
+
+    /// Always false: a PUBLISH frame has at least its fixed header.
+    pub fn is_empty(&self) -> bool {
+        self.frame.is_empty()
+    }
+
+    /// Appends the frame for one subscriber to `buf`: copied as is for QoS
+    /// 0; for QoS 1/2 with `packet_id` and the DUP flag patched in place, so
+    /// that a subscriber costs one copy into its write buffer and no
+    /// allocation of its own.
+    pub fn write_to(
+        &self,
+        buf: &mut BytesMut,
+        packet_id: Option<u16>,
+        dup: bool,
+    ) -> Result<(), EncodeError> {
+        match (self.packet_id_offset, packet_id) {
+            (None, None) => buf.extend_from_slice(&self.frame),
+            (Some(offset), Some(id)) if id != 0 => {
+                let start = buf.len();
+                buf.extend_from_slice(&self.frame);
+                patch(&mut buf[start..], offset, id, dup);
+            }
+            _ => return Err(EncodeError::InvalidPacketId),
+        }
+        Ok(())
+    }
+
     /// The frame for one subscriber as two parts to write in order (e.g.
     /// with a vectored write): a small patched copy of the head up to and
     /// including the packet identifier, and the shared rest (properties and

@@ -123,6 +123,7 @@ mod tests {
                 received_at: Instant::now(),
                 expires_at: None,
                 properties: MessageProperties::default(),
+                frames: Default::default(),
             }),
             opts: PublishOpts {
                 qos,

@@ -246,6 +246,7 @@ fn run(config: SessionConfig, ops: Vec<Op>) {
                     received_at: now,
                     expires_at: expiry.map(|e| now + Duration::from_secs(u64::from(e))),
                     properties: MessageProperties::default(),
+                    frames: Default::default(),
                 });
                 model.messages.push(message.clone());
                 s.deliver(
@@ -273,7 +274,7 @@ fn run(config: SessionConfig, ops: Vec<Op>) {
                         }
                         s.on_pubrec(id, ReasonCode::Success, now, &mut out)
                             .expect("PUBREC in flight");
-                        assert_eq!(out.first(), Some(&Packet::PubRel(PubRel::new(id))));
+                        assert_eq!(out.first(), Some(&Outgoing::PubRel(id)));
                     }
                     ModelPhase::Publish(_) => {
                         model.complete(id);
@@ -322,6 +323,7 @@ fn run(config: SessionConfig, ops: Vec<Op>) {
                 s.retry(now, &mut out);
             }
         }
+        let out: Vec<Packet> = out.iter().map(Outgoing::to_packet).collect();
         model.observe(&out, s.info().inflight_max, now);
         check_invariants(&s, &model);
     }

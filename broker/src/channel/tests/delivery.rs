@@ -218,9 +218,10 @@ fn a_dropped_delivery_lets_the_queue_move_on() {
     );
     assert_eq!(sent_publishes(&out).len(), 1);
     let out = step(&mut ch, Packet::PubAck(PubAck::new(1)));
-    let [Action::DroppedTooLarge, Action::Send(Packet::Publish(c))] = out.as_slice() else {
+    let [Action::DroppedTooLarge, Action::SendPublish(c)] = out.as_slice() else {
         panic!("expected a drop then PUBLISH c, got {out:?}");
     };
+    let c = c.to_publish();
     assert_eq!((c.topic.as_str(), c.qos), ("c", QoS::AtLeastOnce));
     assert_eq!(ch.session().map(|s| s.info().inflight), Some(1));
 }

@@ -163,6 +163,52 @@ fn too_many_qos2_awaiting_pubrel_is_0x93() {
     );
 }
 
+/// MQTT-3.3.4-9: a v5 client told Receive Maximum 2 is disconnected at its
+/// third unreleased QoS 2 message; a v3.1.1 client, told no limit, is
+/// bounded by `max_awaiting_rel` alone.
+#[test]
+fn unreleased_qos2_is_bounded_by_receive_maximum_for_v5_only() {
+    let config = ChannelConfig {
+        receive_maximum: 2,
+        session: SessionConfig {
+            max_awaiting_rel: 100,
+            ..SessionConfig::default()
+        },
+        ..ChannelConfig::default()
+    };
+    let (mut v5, _) = open_with(config.clone(), connect_v5("c5"));
+    let (mut v3, _) = open_with(config, connect_v3("c3"));
+    for id in 1..=2 {
+        let p = Packet::Publish(publish("t", QoS::ExactlyOnce, Some(id)));
+        assert!(matches!(step(&mut v5, p)[..], [Action::Publish { .. }]));
+    }
+    // A resend of one already received is still answered.
+    let mut dup = publish("t", QoS::ExactlyOnce, Some(2));
+    dup.dup = true;
+    assert_actions(
+        &step(&mut v5, Packet::Publish(dup)),
+        &[Action::Send(Packet::PubRec(PubRec::new(2)))],
+    );
+    assert_actions(
+        &step(
+            &mut v5,
+            Packet::Publish(publish("t", QoS::ExactlyOnce, Some(3))),
+        ),
+        &[
+            send_disconnect(ReasonCode::ReceiveMaximumExceeded),
+            Action::Close,
+            Action::Terminate,
+        ],
+    );
+    for id in 1..=50 {
+        let p = Packet::Publish(publish("t", QoS::ExactlyOnce, Some(id)));
+        assert!(
+            matches!(step(&mut v3, p)[..], [Action::Publish { .. }]),
+            "{id}"
+        );
+    }
+}
+
 #[test]
 fn qos_above_the_maximum_is_0x9b() {
     // MQTT-3.2.2-11.
