@@ -99,7 +99,8 @@ pub struct ChannelActor {
     successor: Option<Addr<ChannelActor>>,
     registered: Option<ByteStr>,
     expiry: Option<SpawnHandle>,
-    /// The keep-alive check, cancelled with the socket.
+    /// The CONNECT timeout, then the keep-alive check; cancelled with the
+    /// socket.
     keepalive: Option<SpawnHandle>,
     counted_connection: bool,
 }
@@ -392,6 +393,10 @@ impl ChannelActor {
         self.run_actions(ctx);
         // Packets that arrived behind CONNECT.
         self.process_input(ctx);
+        // The CONNECT timeout is over.
+        if let Some(timer) = self.keepalive.take() {
+            ctx.cancel_future(timer);
+        }
         if let Some(timeout) = self.channel.keepalive_timeout() {
             let every = (timeout / 4).max(Duration::from_millis(250));
             self.keepalive = Some(ctx.run_interval(every, move |act, ctx| {
@@ -550,13 +555,15 @@ impl Actor for ChannelActor {
             self.reader = Some(ctx.add_stream(readable));
         }
         let idle_timeout = self.shared.idle_timeout;
-        ctx.run_later(idle_timeout, |act, ctx| {
+        // Kept in the keep-alive slot: CONNECT replaces it with the
+        // keep-alive check, so that an idle connection holds one timer.
+        self.keepalive = Some(ctx.run_later(idle_timeout, |act, ctx| {
             if act.channel.info().is_none() && act.stream.is_some() {
                 debug!(peer = %act.peer, "no CONNECT in time");
                 act.close_socket(ctx, CloseCause::SocketClosed, None);
                 act.terminate(ctx);
             }
-        });
+        }));
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
