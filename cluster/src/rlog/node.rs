@@ -517,6 +517,9 @@ impl Shared {
     }
 
     fn tick(&self) {
+        if let Some(rafts) = &self.rafts {
+            rafts.check_leaders(&self.handle, None);
+        }
         let connected = self.handle.connected();
         self.expire_owners();
         let mut todo = Vec::new();
@@ -622,6 +625,9 @@ impl Shared {
                     .or_insert_with(Instant::now);
                 for feed in self.tables.served.lock().values_mut() {
                     feed.unsubscribe(&peer);
+                }
+                if let Some(rafts) = &self.rafts {
+                    rafts.check_leaders(&self.handle, Some(&peer));
                 }
                 self.tick();
             }
