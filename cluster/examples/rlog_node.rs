@@ -8,8 +8,10 @@
 //!           --core c1@127.0.0.1:4371 --core c2@127.0.0.1:4372 --data-dir /tmp/c1
 //! ```
 //!
-//! Shards: `auth` (consensus; tables `users`, `acl`) and `route` (owned;
-//! tables `routes`, `registry`). Commands:
+//! Shards: `auth` (consensus; tables `users`, `acl`), `route` (owned;
+//! tables `routes`, `registry`) and, with `--extra-shards N`, consensus
+//! shards `s1`..`sN` with tables `t1`..`tN`. Consensus writes go to their
+//! table's shard. Commands:
 //!
 //! ```text
 //! put TABLE KEY VALUE        consensus write (shard auth)   -> ok INDEX | err MSG
@@ -66,6 +68,9 @@ struct Cli {
     retain: usize,
     #[arg(long, default_value_t = 100_000)]
     snapshot_every: u64,
+    /// Extra consensus shards `s1`..`sN`, with one table each (`t1`..`tN`).
+    #[arg(long, default_value_t = 0)]
+    extra_shards: usize,
 }
 
 #[tokio::main]
@@ -105,6 +110,21 @@ async fn main() -> anyhow::Result<()> {
         ShardSpec::new("auth", ShardKind::Consensus, &["users", "acl"]),
         ShardSpec::new("route", ShardKind::Owned, &["routes", "registry"]),
     ];
+    for i in 1..=cli.extra_shards {
+        let table = format!("t{i}");
+        opts.shards.push(ShardSpec::new(
+            &format!("s{i}"),
+            ShardKind::Consensus,
+            &[table.as_str()],
+        ));
+    }
+    // Consensus writes go to the shard of their table.
+    let shard_of: HashMap<String, String> = opts
+        .shards
+        .iter()
+        .filter(|s| s.kind == ShardKind::Consensus)
+        .flat_map(|s| s.tables.iter().map(|t| (t.clone(), s.name.clone())))
+        .collect();
     let rlog = Rlog::start(handle.clone(), opts).await?;
     // stdin is read on a thread: the workspace's tokio has no io-std.
     let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -121,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
     out.flush()?;
     let mut locks = HashMap::new();
     while let Some(line) = lines.recv().await {
-        let answer = run(&rlog, &handle, &mut locks, line.trim()).await;
+        let answer = run(&rlog, &handle, &shard_of, &mut locks, line.trim()).await;
         writeln!(out, "{answer}")?;
         out.flush()?;
     }
@@ -133,21 +153,23 @@ async fn main() -> anyhow::Result<()> {
 async fn run(
     rlog: &Rlog,
     handle: &girder_cluster::ClusterHandle,
+    shard_of: &HashMap<String, String>,
     locks: &mut HashMap<String, LeaseLock>,
     line: &str,
 ) -> String {
     let w: Vec<&str> = line.split_whitespace().collect();
+    let shard = |t: &str| shard_of.get(t).cloned().unwrap_or_else(|| "auth".into());
     let res: anyhow::Result<String> = async {
         Ok(match w.as_slice() {
             ["put", t, k, v] => {
                 let i = rlog
-                    .write("auth", vec![Op::put(t, k.to_string(), v.to_string())])
+                    .write(&shard(t), vec![Op::put(t, k.to_string(), v.to_string())])
                     .await?;
                 format!("ok {i}")
             }
             ["del", t, k] => format!(
                 "ok {}",
-                rlog.write("auth", vec![Op::delete(t, k.to_string())])
+                rlog.write(&shard(t), vec![Op::delete(t, k.to_string())])
                     .await?
             ),
             ["bulk", t, prefix, n, batch, writers] => {
@@ -157,11 +179,12 @@ async fn run(
                 let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
                 let mut tasks = Vec::new();
                 for _ in 0..writers.max(1) {
-                    let (rlog, next, t, prefix) = (
+                    let (rlog, next, t, prefix, shard) = (
                         rlog.clone(),
                         next.clone(),
                         t.to_string(),
                         prefix.to_string(),
+                        shard(t),
                     );
                     tasks.push(tokio::spawn(async move {
                         loop {
@@ -172,7 +195,7 @@ async fn run(
                             let ops = (i..(i + batch).min(n))
                                 .map(|j| Op::put(&t, format!("{prefix}{j}"), format!("v{j}")))
                                 .collect();
-                            rlog.write("auth", ops).await?;
+                            rlog.write(&shard, ops).await?;
                         }
                     }));
                 }

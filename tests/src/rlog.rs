@@ -128,7 +128,7 @@ pub struct RlogCluster {
 
 impl RlogCluster {
     /// Starts `cores` cores and `replicants` replicants, and waits until
-    /// every node answers.
+    /// every node answers and is linked to every other.
     pub fn start(cores: usize, replicants: usize, extra: &[&str]) -> Result<Self> {
         let mut specs = Vec::new();
         for i in 1..=cores {
@@ -159,7 +159,43 @@ impl RlogCluster {
             let n = c.spawn(i)?;
             c.nodes.push(Some(n));
         }
+        c.wait_linked(Duration::from_secs(20))?;
         Ok(c)
+    }
+
+    /// Waits until every running node has a link to every other running
+    /// node.
+    pub fn wait_linked(&mut self, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let running: Vec<String> = self
+                .nodes
+                .iter()
+                .flatten()
+                .map(|n| n.spec.name.clone())
+                .collect();
+            let mut missing = Vec::new();
+            for n in self.nodes.iter_mut().flatten() {
+                let links = n.cmd("links")?;
+                let up: Vec<&str> = links
+                    .trim_start_matches("links")
+                    .trim()
+                    .split(',')
+                    .collect();
+                for other in &running {
+                    if *other != n.spec.name && !up.contains(&other.as_str()) {
+                        missing.push(format!("{} -> {other}", n.spec.name));
+                    }
+                }
+            }
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("links still missing: {missing:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn spawn(&self, i: usize) -> Result<RlogNode> {
@@ -228,10 +264,27 @@ impl RlogCluster {
         self.nodes[i] = None;
     }
 
-    /// Starts node `i` again with the same name, port and data dir.
+    /// Starts node `i` again with the same name and data dir, on the same
+    /// port; if it does not start (another process took the port meanwhile)
+    /// on another free port (it dials the others, so they find it).
     pub fn restart(&mut self, i: usize) -> Result<()> {
         self.nodes[i] = None;
-        let n = self.spawn(i)?;
+        let mut tries = 0;
+        let n = loop {
+            match self.spawn(i) {
+                Ok(n) => break n,
+                Err(e) if tries < 3 => {
+                    tries += 1;
+                    let port = free_port();
+                    eprintln!(
+                        "{} did not restart on port {} ({e:#}); trying port {port}",
+                        self.specs[i].name, self.specs[i].port
+                    );
+                    self.specs[i].port = port;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         self.nodes[i] = Some(n);
         Ok(())
     }

@@ -60,6 +60,9 @@ struct Sub {
     acked: u64,
     /// A full copy must be sent before anything else.
     needs_snapshot: bool,
+    /// Something was sent in this session (else an empty push tells the
+    /// subscriber that the subscription is served, and the head).
+    greeted: bool,
 }
 
 /// The server side of one feed.
@@ -141,6 +144,7 @@ impl Feed {
                 sent: if resumable { req.from } else { 0 },
                 acked: if resumable { req.from } else { 0 },
                 needs_snapshot: !resumable,
+                greeted: false,
             },
         );
     }
@@ -193,10 +197,17 @@ impl Feed {
                     first = false;
                 }
                 sub.needs_snapshot = false;
+                sub.greeted = true;
                 sub.sent = self.head;
                 sub.acked = self.head;
                 continue;
             }
+            if !sub.greeted && sub.sent >= self.head.min(sub.acked + self.window) {
+                // Nothing to send yet (an idle feed, or a server behind the
+                // subscriber's position): say the subscription is served.
+                out.push((node.clone(), base.clone()));
+            }
+            sub.greeted = true;
             let limit = self.head.min(sub.acked + self.window);
             let mut ops_this_round = 0;
             while sub.sent < limit && ops_this_round < OPS_PER_ROUND {

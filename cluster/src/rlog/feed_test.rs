@@ -147,3 +147,24 @@ fn large_entries_are_cut_into_bounded_pushes_and_rounds() {
         deliver(&mut f, &core, more);
     }
 }
+
+#[test]
+fn an_idle_feed_greets_a_new_subscription_once() {
+    let core = n("core1@h");
+    let me = n("rep@h");
+    let mut feed = Feed::new("shard:s", 0, 0, 10, 100);
+    feed.append(1, put("1"), 0);
+    let mut f = Follow::new();
+    f.pos = 4; // ahead of this core (it restarted and is catching up)
+    feed.subscribe(&me, &f.subscribe("shard:s", core.clone(), 3));
+    let steps = deliver(&mut f, &core, feed.pump(&mut rows));
+    assert_eq!(steps, vec![Step::Ack(4)]);
+    assert!(f.live, "the follower knows it is served");
+    assert!(feed.pump(&mut rows).is_empty(), "greeted once");
+    for i in 2..=5 {
+        feed.append(i, put(&i.to_string()), 0);
+    }
+    deliver(&mut f, &core, feed.pump(&mut rows));
+    assert_eq!(f.pos, 5);
+    assert_eq!(f.copies, 0);
+}

@@ -1,10 +1,9 @@
 //! The shell around the pure parts: the `girder.rlog` process (subscribes,
 //! pushes, forwarded writes), the pump that sends what feeds owe their
 //! subscribers, and the ticker (owned streams of peers, grace-period cleanup,
-//! the replicant's choice of core).
+//! the replicant's placement of its shards on cores and rebalancing).
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::feed::{ops_to_pb, Feed, Follow, Step};
 use super::lock::LockTable;
-use super::raft::RaftShards;
+use super::raft::{node_id, RaftShards};
 use super::store::{Op, ShardKind, Store};
 use super::{OwnerStatus, RlogError, RlogOptions, RlogStatus, Role, ShardStatus};
 use crate::handle::ClusterHandle;
@@ -93,6 +92,30 @@ struct Following {
     behind_since: Option<Instant>,
 }
 
+/// How long an imbalance of a replicant's shards across cores must last
+/// before a shard moves, and the least time between two moves.
+const REBALANCE_HOLD: Duration = Duration::from_secs(1);
+
+/// The rebalancing state of a replicant.
+#[derive(Debug, Default)]
+struct Balance {
+    imbalanced_since: Option<Instant>,
+    last_move: Option<Instant>,
+}
+
+/// Per live core, the consensus shards this replicant follows on it.
+fn core_counts(follows: &HashMap<Scope, Following>, live: &[NodeName]) -> HashMap<NodeName, usize> {
+    let mut counts: HashMap<NodeName, usize> = live.iter().map(|c| (c.clone(), 0)).collect();
+    for (scope, f) in follows {
+        if let (Scope::Shard(_), Some(c)) = (scope, &f.follow.server) {
+            if let Some(n) = counts.get_mut(c) {
+                *n += 1;
+            }
+        }
+    }
+    counts
+}
+
 /// The state of the replicated tables on this node.
 pub(crate) struct Shared {
     pub(crate) handle: ClusterHandle,
@@ -104,6 +127,7 @@ pub(crate) struct Shared {
     down_since: Mutex<HashMap<NodeName, Instant>>,
     lag: Mutex<LagSamples>,
     locks: Mutex<LockTable>,
+    balance: Mutex<Balance>,
     pub(crate) rafts: Option<RaftShards>,
     stop: CancellationToken,
 }
@@ -157,6 +181,7 @@ impl Shared {
             down_since: Mutex::new(HashMap::new()),
             lag: Mutex::new(LagSamples::default()),
             locks: Mutex::new(LockTable::default()),
+            balance: Mutex::new(Balance::default()),
             rafts,
             stop: CancellationToken::new(),
         });
@@ -501,22 +526,122 @@ impl Shared {
         }
     }
 
-    /// Rendezvous choice of a core for a shard: replicants spread evenly and
-    /// each keeps its choice while the core is up.
-    fn pick_core(&self, shard: &str, connected: &[NodeName]) -> Option<NodeName> {
+    /// The consensus shards, in the order of the options.
+    fn consensus_shards(&self) -> Vec<String> {
+        self.opts
+            .shards
+            .iter()
+            .filter(|s| s.kind == ShardKind::Consensus)
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// The cores of `cluster.core_nodes` with a live link, in that order.
+    fn live_cores(&self, connected: &[NodeName]) -> Vec<NodeName> {
         self.opts
             .core_nodes
             .iter()
             .filter(|c| connected.contains(c))
-            .max_by_key(|c| {
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                (self.me.as_str(), shard, c.as_str()).hash(&mut h);
-                h.finish()
-            })
+            .cloned()
+            .collect()
+    }
+
+    /// The core for the `i`th consensus shard: the live core (other than
+    /// `not`) this replicant follows the fewest shards on; ties go to the
+    /// shard's preferred order, the cores rotated by `i` plus a hash of the
+    /// replicant's name, so one replicant's shards spread over every core
+    /// and two replicants start their rotations at different cores.
+    fn place(
+        &self,
+        i: usize,
+        live: &[NodeName],
+        counts: &HashMap<NodeName, usize>,
+        not: Option<&NodeName>,
+    ) -> Option<NodeName> {
+        live.iter()
+            .filter(|c| Some(*c) != not)
+            .min_by_key(|c| (counts.get(*c).copied().unwrap_or(0), self.rank(i, c)))
             .cloned()
     }
 
+    /// Where `core` comes in the `i`th consensus shard's preferred order.
+    fn rank(&self, i: usize, core: &NodeName) -> usize {
+        let cores = &self.opts.core_nodes;
+        let n = cores.len().max(1);
+        let start = (i + (node_id(&self.me) % n as u64) as usize) % n;
+        let at = cores.iter().position(|x| x == core).unwrap_or(0);
+        (at + n - start) % n
+    }
+
+    /// Moves one shard from the live core this replicant follows the most
+    /// shards on to the one it follows the fewest on, when they differ by
+    /// more than one (a core came back or joined) for `REBALANCE_HOLD`,
+    /// and at most once per `REBALANCE_HOLD`. Only shards that are flowing
+    /// move, and a move resumes from the replicant's position.
+    fn rebalance(&self, connected: &[NodeName]) {
+        if self.opts.role != Role::Replicant {
+            return;
+        }
+        let live = self.live_cores(connected);
+        let shards = self.consensus_shards();
+        let chosen = {
+            let follows = self.follows.lock();
+            let settled = shards.iter().all(|s| {
+                follows.get(&Scope::Shard(s.clone())).is_some_and(|f| {
+                    f.follow.live && f.follow.server.as_ref().is_some_and(|c| live.contains(c))
+                })
+            });
+            let counts = core_counts(&follows, &live);
+            let most = live
+                .iter()
+                .max_by_key(|c| counts.get(*c).copied().unwrap_or(0));
+            let fewest = live
+                .iter()
+                .min_by_key(|c| counts.get(*c).copied().unwrap_or(0));
+            let mut balance = self.balance.lock();
+            let (Some(most), Some(fewest), true) = (most, fewest, settled) else {
+                balance.imbalanced_since = None;
+                return;
+            };
+            let (hi, lo) = (counts[most], counts.get(fewest).copied().unwrap_or(0));
+            if hi <= lo + 1 {
+                balance.imbalanced_since = None;
+                return;
+            }
+            let since = *balance.imbalanced_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < REBALANCE_HOLD
+                || balance
+                    .last_move
+                    .is_some_and(|t| t.elapsed() < REBALANCE_HOLD)
+            {
+                return;
+            }
+            // The shard on the busiest core that prefers the emptiest most.
+            let pick = shards
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| {
+                    follows
+                        .get(&Scope::Shard((*s).clone()))
+                        .and_then(|f| f.follow.server.as_ref())
+                        == Some(most)
+                })
+                .min_by_key(|(i, _)| self.rank(*i, fewest))
+                .map(|(_, s)| s.clone());
+            balance.last_move = Some(Instant::now());
+            balance.imbalanced_since = None;
+            pick.map(|s| (s, fewest.clone(), most.clone()))
+        };
+        if let Some((shard, to, from)) = chosen {
+            info!(%shard, %from, %to, "rlog replicant rebalancing a shard");
+            self.subscribe(Scope::Shard(shard), to);
+        }
+    }
+
     fn tick(&self) {
+        if let Some(rafts) = &self.rafts {
+            rafts.check_leaders(&self.handle, None);
+        }
         let connected = self.handle.connected();
         self.expire_owners();
         let mut todo = Vec::new();
@@ -536,24 +661,32 @@ impl Shared {
                     Some(_) => {}
                 }
             }
-            // A replicant's consensus shards.
+            // A replicant's consensus shards: those whose core is gone (or
+            // that never started flowing) are placed again.
             if self.opts.role == Role::Replicant {
-                for s in self
-                    .opts
-                    .shards
-                    .iter()
-                    .filter(|s| s.kind == ShardKind::Consensus)
-                {
-                    let scope = Scope::Shard(s.name.clone());
+                let live = self.live_cores(&connected);
+                let mut counts = core_counts(&follows, &live);
+                for (i, s) in self.consensus_shards().iter().enumerate() {
+                    let scope = Scope::Shard(s.clone());
                     let current = follows.get(&scope);
                     let server_up = current
                         .and_then(|f| f.follow.server.as_ref())
-                        .is_some_and(|c| connected.contains(c));
+                        .is_some_and(|c| live.contains(c));
                     let stale = current.is_some_and(|f| {
                         !f.follow.live && f.subscribed_at.elapsed() > Duration::from_secs(1)
                     });
                     if !server_up || stale {
-                        if let Some(core) = self.pick_core(&s.name, &connected) {
+                        if let (true, Some(c)) =
+                            (server_up, current.and_then(|f| f.follow.server.as_ref()))
+                        {
+                            // Stale on a live core: placed again, it may
+                            // stay there.
+                            if let Some(n) = counts.get_mut(c) {
+                                *n = n.saturating_sub(1);
+                            }
+                        }
+                        if let Some(core) = self.place(i, &live, &counts, None) {
+                            *counts.entry(core.clone()).or_default() += 1;
                             todo.push((scope, core));
                         }
                     }
@@ -564,6 +697,7 @@ impl Shared {
             self.subscribe(scope, server);
         }
         self.switch_lagging(&connected);
+        self.rebalance(&connected);
     }
 
     /// Moves a replicant off a core that keeps it far behind that core's own
@@ -572,29 +706,21 @@ impl Shared {
         if self.opts.role != Role::Replicant {
             return;
         }
+        let live = self.live_cores(connected);
         let mut moves = Vec::new();
         {
             let mut follows = self.follows.lock();
-            for s in self
-                .opts
-                .shards
-                .iter()
-                .filter(|s| s.kind == ShardKind::Consensus)
-            {
-                let Some(f) = follows.get_mut(&Scope::Shard(s.name.clone())) else {
+            let counts = core_counts(&follows, &live);
+            for (i, s) in self.consensus_shards().iter().enumerate() {
+                let Some(f) = follows.get_mut(&Scope::Shard(s.clone())) else {
                     continue;
                 };
                 if f.follow.lag() > self.opts.lag_switch_entries {
                     let since = *f.behind_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > self.opts.lag_switch_after {
                         let current = f.follow.server.clone();
-                        if let Some(other) = self
-                            .opts
-                            .core_nodes
-                            .iter()
-                            .find(|c| connected.contains(c) && Some(*c) != current.as_ref())
-                        {
-                            moves.push((Scope::Shard(s.name.clone()), other.clone()));
+                        if let Some(other) = self.place(i, &live, &counts, current.as_ref()) {
+                            moves.push((Scope::Shard(s.clone()), other));
                         }
                     }
                 } else {
@@ -622,6 +748,9 @@ impl Shared {
                     .or_insert_with(Instant::now);
                 for feed in self.tables.served.lock().values_mut() {
                     feed.unsubscribe(&peer);
+                }
+                if let Some(rafts) = &self.rafts {
+                    rafts.check_leaders(&self.handle, Some(&peer));
                 }
                 self.tick();
             }

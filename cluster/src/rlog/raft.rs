@@ -18,7 +18,9 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, Config, Raft, RaftNetwork, RaftNetworkFactory, SnapshotPolicy};
+use openraft::{
+    BasicNode, Config, Raft, RaftNetwork, RaftNetworkFactory, ServerState, SnapshotPolicy,
+};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -109,6 +111,10 @@ const T_SNAPSHOT: &str = "girder.rlog.raft.Snapshot";
 pub(crate) struct RaftShards {
     rafts: HashMap<String, Raft<TypeConfig>>,
     queues: HashMap<String, mpsc::UnboundedSender<Pending>>,
+    /// The voters (`cluster.core_nodes`).
+    voters: Vec<NodeName>,
+    heartbeat: Duration,
+    watch: parking_lot::Mutex<HashMap<String, Watch>>,
 }
 
 impl fmt::Debug for RaftShards {
@@ -186,7 +192,86 @@ impl RaftShards {
             queues.insert(shard.clone(), qtx);
             rafts.insert(shard, raft);
         }
-        Ok(Self { rafts, queues })
+        Ok(Self {
+            rafts,
+            queues,
+            voters: opts.core_nodes.clone(),
+            heartbeat: Duration::from_millis(hb),
+            watch: parking_lot::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Starts elections when a shard's leader is unreachable, rather than
+    /// waiting out openraft's leader lease and election timeout (2–3 s
+    /// after the last heartbeat). Called on every tick, and with `down` when
+    /// the link to a node dropped (a shard it led is then watched at once;
+    /// otherwise a leader must be unreachable for two heartbeats, so a core
+    /// whose links are still coming up after a start does not disrupt a
+    /// live leader). Elections are only triggered while this core reaches a
+    /// majority of the voters (a minority cannot elect: its terms would grow
+    /// for nothing), at most `ELECT_TRIES` times, a random 1–2 heartbeats
+    /// apart (which also separates split votes).
+    ///
+    /// Every survivor does this: a first vote request may be refused by a
+    /// survivor whose lease of the lost leader still runs, but a candidate
+    /// holds no lease, so a next round elects one of them. Raft's rules are
+    /// unchanged (a vote needs a majority and an up-to-date log): this only
+    /// changes when an election starts.
+    pub(crate) fn check_leaders(&self, handle: &ClusterHandle, down: Option<&NodeName>) {
+        let connected = handle.connected();
+        let me = handle.node();
+        let reachable = self
+            .voters
+            .iter()
+            .filter(|v| *v == me || connected.contains(v))
+            .count();
+        let electable = reachable * 2 > self.voters.len();
+        let now = Instant::now();
+        let mut watch = self.watch.lock();
+        for (shard, raft) in &self.rafts {
+            let m = raft.metrics().borrow().clone();
+            let leader = m.current_leader.and_then(|l| {
+                m.membership_config
+                    .nodes()
+                    .find(|(id, _)| **id == l)
+                    .and_then(|(_, n)| NodeName::parse(&n.addr).ok())
+            });
+            // The leader this core lost the link to: the one it knows, or,
+            // once it is a candidate (no leader known), the one it watches.
+            let lost = match &leader {
+                Some(l) if l != me && !connected.contains(l) => Some(l.clone()),
+                Some(_) => None,
+                None => watch.get(shard).map(|w| w.lost.clone()),
+            };
+            let Some(lost) = lost.filter(|l| !connected.contains(l)) else {
+                watch.remove(shard);
+                continue;
+            };
+            if m.state == ServerState::Leader {
+                watch.remove(shard);
+                continue;
+            }
+            let w = watch.entry(shard.clone()).or_insert_with(|| Watch {
+                lost: lost.clone(),
+                next_try: now + self.heartbeat * 2,
+                tries: 0,
+            });
+            if down == Some(&lost) && w.tries == 0 {
+                info!(%shard, leader = %lost, "rlog: link to the raft leader lost");
+                w.next_try = now;
+            }
+            if !electable || now < w.next_try || w.tries >= ELECT_TRIES {
+                continue;
+            }
+            w.tries += 1;
+            let hb = self.heartbeat.as_millis().max(1) as u64;
+            w.next_try = now + Duration::from_millis(hb + rand::random::<u64>() % hb);
+            info!(%shard, try_ = w.tries, "rlog: raft leader unreachable, starting an election");
+            let raft = raft.clone();
+            tokio::spawn(async move {
+                let _ = raft.trigger().elect().await;
+            });
+        }
     }
 
     pub(crate) async fn shutdown(&self, handle: &ClusterHandle) {
@@ -238,6 +323,20 @@ impl RaftShards {
         })
     }
 }
+
+/// Elections started while a shard's leader is unreachable (see
+/// [`RaftShards::check_leaders`]).
+#[derive(Debug)]
+struct Watch {
+    /// The leader whose link dropped.
+    lost: NodeName,
+    next_try: Instant,
+    tries: u32,
+}
+
+/// Most elections [`RaftShards::check_leaders`] starts for one loss of a
+/// leader; then openraft's own timers go on.
+const ELECT_TRIES: u32 = 20;
 
 /// A write waiting for the batcher.
 struct Pending {
