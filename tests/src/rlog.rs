@@ -20,6 +20,18 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| manifest.join("..").join("target"))
 }
 
+/// The value of `name` in `shard`'s entry of an rlog node's `status`
+/// answer (the text up to the next `,`, space or `}`), if present.
+pub fn shard_field(status: &str, shard: &str, name: &str) -> Option<String> {
+    let at = status.find(&format!("shard: \"{shard}\""))?;
+    let rest = &status[at..];
+    let f = rest.find(&format!("{name}: "))?;
+    rest[f + name.len() + 2..]
+        .split([',', ' ', '}'])
+        .next()
+        .map(str::to_owned)
+}
+
 /// Path of the `rlog_node` example, built on first use (`RLOG_NODE_BIN`
 /// overrides it).
 pub fn rlog_node_bin() -> Result<PathBuf> {

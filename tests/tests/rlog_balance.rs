@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use girder_tests::rlog::RlogCluster;
+use girder_tests::rlog::{shard_field as field, RlogCluster};
 
 const CORES: usize = 3;
 const EXTRA: usize = 5;
@@ -18,16 +18,6 @@ fn shards() -> Vec<String> {
     std::iter::once("auth".to_owned())
         .chain((1..=EXTRA).map(|i| format!("s{i}")))
         .collect()
-}
-
-fn field(status: &str, shard: &str, name: &str) -> Option<String> {
-    let at = status.find(&format!("shard: \"{shard}\""))?;
-    let rest = &status[at..];
-    let f = rest.find(&format!("{name}: "))?;
-    rest[f + name.len() + 2..]
-        .split([',', ' ', '}'])
-        .next()
-        .map(str::to_owned)
 }
 
 /// A replicant's view: per shard, the core index followed and the full

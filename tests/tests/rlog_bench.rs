@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use girder_tests::rlog::RlogCluster;
+use girder_tests::rlog::{shard_field as field, RlogCluster};
 
 fn secs(answer: &str) -> Result<f64> {
     answer
@@ -19,16 +19,6 @@ fn secs(answer: &str) -> Result<f64> {
         .with_context(|| format!("not ok: {answer}"))?
         .parse()
         .context("not a duration")
-}
-
-fn field(status: &str, shard: &str, name: &str) -> Option<String> {
-    let at = status.find(&format!("shard: \"{shard}\""))?;
-    let rest = &status[at..];
-    let f = rest.find(&format!("{name}: "))?;
-    rest[f + name.len() + 2..]
-        .split([',', ' ', '}'])
-        .next()
-        .map(str::to_owned)
 }
 
 #[test]

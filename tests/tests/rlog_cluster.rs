@@ -4,21 +4,13 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use girder_tests::rlog::RlogCluster;
+use girder_tests::rlog::{shard_field as status_field, RlogCluster};
 
 const CORES: usize = 3;
 const SECS: Duration = Duration::from_secs(20);
 
 fn count_is(n: usize) -> impl Fn(&str) -> bool {
     move |a: &str| a == format!("count {n}")
-}
-
-fn status_field(status: &str, shard: &str, field: &str) -> Option<String> {
-    let at = status.find(&format!("shard: \"{shard}\""))?;
-    let rest = &status[at..];
-    let f = rest.find(&format!("{field}: "))?;
-    let v = &rest[f + field.len() + 2..];
-    Some(v.split([',', ' ', '}']).next()?.to_owned())
 }
 
 #[test]
