@@ -319,18 +319,31 @@ impl ClusterHandle {
             return Err(ClusterError::SelfTarget(target.node));
         }
         self.node.set_own_status(MemberStatus::Joined);
-        dial::dial(&self.node, &target.node, &target.addr).await?;
         let deadline = tokio::time::Instant::now() + self.node.opts.connect_timeout;
         let mut topology = self.node.topology();
-        while self.node.link_to(&target.node).is_err() {
-            if tokio::time::timeout_at(deadline, topology.changed())
+        loop {
+            topology.borrow_and_update();
+            if self.node.link_to(&target.node).is_ok() {
+                return Ok(());
+            }
+            // A handshake already under way (discovery dialing the same seed)
+            // is waited out, then dialed again, so that its failure reaches
+            // the caller as the real cause rather than a timeout.
+            if !self.node.handshake_pending(&target.node) {
+                dial::dial(&self.node, &target.node, &target.addr).await?;
+                if self.node.link_to(&target.node).is_ok() {
+                    return Ok(());
+                }
+            }
+            let poll = tokio::time::Instant::now() + Duration::from_millis(20);
+            if tokio::time::timeout_at(deadline.min(poll), topology.changed())
                 .await
                 .is_err()
+                && tokio::time::Instant::now() >= deadline
             {
                 return Err(ClusterError::NodeDown(target.node));
             }
         }
-        Ok(())
     }
 
     /// Leaves the cluster: every member is told, then the links close, and

@@ -258,6 +258,14 @@ impl Node {
         Ok(())
     }
 
+    /// Whether a handshake with the peer holds its slot right now.
+    pub(crate) fn handshake_pending(&self, peer: &NodeName) -> bool {
+        matches!(
+            self.state.lock().conns.get(peer),
+            Some(Conn::Pending { .. })
+        )
+    }
+
     /// Gives up a handshake's slot, if it still holds it.
     pub(crate) fn abort(&self, peer: &NodeName, token: u64) {
         let mut state = self.state.lock();
