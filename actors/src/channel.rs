@@ -77,6 +77,34 @@ pub struct Kick {
 #[derive(Debug)]
 struct Readable;
 
+/// A channel actor that has subscribed: its entry in the subscriber index.
+#[derive(Debug)]
+struct Subscribed {
+    sub: Subscriber,
+    /// Filters this actor put in the subscriber index (removed at the end).
+    indexed: HashSet<ByteStr>,
+}
+
+/// The socket's read readiness as a stream of [`Readable`]: the waker sits
+/// in the socket's own registration, so an idle connection's reader is one
+/// pointer (a `readable().await` future would hold a waiter node of its
+/// own). Readiness stays set until a read would block; it ends with an
+/// error on the socket.
+struct ReadReady(Rc<TcpStream>);
+
+impl futures::Stream for ReadReady {
+    type Item = Readable;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Readable>> {
+        self.0
+            .poll_read_ready(cx)
+            .map(|ready| ready.ok().map(|()| Readable))
+    }
+}
+
 /// One client's actor. See the module documentation.
 #[derive(Debug)]
 pub struct ChannelActor {
@@ -91,11 +119,13 @@ pub struct ChannelActor {
     decoder: codec::Decoder,
     channel: Channel,
     actions: Vec<Action>,
-    batch: DeliveryBatch,
+    /// Deliveries routed while handling one input; allocated at the first
+    /// publication (a subscribe-only device never routes anything).
+    batch: Option<Box<DeliveryBatch>>,
     last_recv: Instant,
-    /// Filters this actor put in the subscriber index (removed at the end).
-    indexed: HashSet<ByteStr>,
-    subscriber: Option<Subscriber>,
+    /// This actor as a subscriber, from its first subscription on: a client
+    /// that never subscribes holds no address of its own actor.
+    subscriber: Option<Box<Subscribed>>,
     successor: Option<Addr<ChannelActor>>,
     registered: Option<ByteStr>,
     expiry: Option<SpawnHandle>,
@@ -127,9 +157,8 @@ impl ChannelActor {
             wbuf: BytesMut::new(),
             write_waiting: false,
             actions: Vec::new(),
-            batch: DeliveryBatch::default(),
+            batch: None,
             last_recv: Instant::now(),
-            indexed: HashSet::new(),
             subscriber: None,
             successor: None,
             registered: None,
@@ -262,7 +291,8 @@ impl ChannelActor {
                     if message.retain {
                         self.shared.router.retain(&message, Instant::now());
                     }
-                    let matched = self.shared.router.route(&message, &mut self.batch);
+                    let batch = self.batch.get_or_insert_default();
+                    let matched = self.shared.router.route(&message, batch);
                     if let Some(ack) = ack {
                         self.send(&ack.packet(matched));
                     }
@@ -272,9 +302,20 @@ impl ChannelActor {
                     opts,
                     send_retained,
                 } => {
-                    if let Some(sub) = &self.subscriber {
-                        self.shared.router.subscribe(&filter, sub, opts);
-                        self.indexed.insert(filter.clone());
+                    if let Some(client_id) = self.registered.clone() {
+                        let subscribed = self.subscriber.get_or_insert_with(|| {
+                            Box::new(Subscribed {
+                                sub: Subscriber {
+                                    id: self.id,
+                                    addr: ctx.address(),
+                                    client_id,
+                                    pending: Arc::default(),
+                                },
+                                indexed: HashSet::new(),
+                            })
+                        });
+                        self.shared.router.subscribe(&filter, &subscribed.sub, opts);
+                        subscribed.indexed.insert(filter.clone());
                     }
                     if send_retained {
                         let now = Instant::now();
@@ -288,16 +329,17 @@ impl ChannelActor {
                     }
                 }
                 Action::Unsubscribe { filter } => {
-                    if let Some(sub) = &self.subscriber {
-                        self.shared.router.unsubscribe(&filter, sub);
+                    if let Some(subscribed) = &mut self.subscriber {
+                        self.shared.router.unsubscribe(&filter, &subscribed.sub);
+                        subscribed.indexed.remove(&filter);
                     }
-                    self.indexed.remove(&filter);
                 }
                 Action::PublishWill(message) => {
                     if message.retain {
                         self.shared.router.retain(&message, Instant::now());
                     }
-                    self.shared.router.route(&message, &mut self.batch);
+                    let batch = self.batch.get_or_insert_default();
+                    self.shared.router.route(&message, batch);
                 }
                 Action::ScheduleWill(delay) => {
                     ctx.run_later(delay, |act, ctx| {
@@ -354,12 +396,6 @@ impl ChannelActor {
     /// holder, then open the channel.
     fn open(&mut self, ctx: &mut Context<Self>, client_id: ByteStr, clean_start: bool) {
         let me = ctx.address();
-        self.subscriber = Some(Subscriber {
-            id: self.id,
-            addr: me.clone(),
-            client_id: client_id.clone(),
-            pending: Arc::default(),
-        });
         let previous = self.shared.cm.register(
             &client_id,
             Registered {
@@ -434,7 +470,7 @@ impl ChannelActor {
     /// acknowledged: those of shared subscriptions go to another member of
     /// their group (the subscriptions must already be out of the index).
     fn redispatch_shared(&mut self) {
-        let (Some(sub), Some(session)) = (&self.subscriber, self.channel.session()) else {
+        let (Some(subscribed), Some(session)) = (&self.subscriber, self.channel.session()) else {
             return;
         };
         let groups: Vec<ByteStr> = session
@@ -448,16 +484,19 @@ impl ChannelActor {
         }
         let unacked = session.unacked_messages();
         if !unacked.is_empty() {
-            self.shared
-                .router
-                .redispatch(sub, &groups, unacked, &mut self.batch);
+            self.shared.router.redispatch(
+                &subscribed.sub,
+                &groups,
+                unacked,
+                self.batch.get_or_insert_default(),
+            );
         }
     }
 
     fn unindex(&mut self) {
-        if let Some(sub) = &self.subscriber {
-            for filter in self.indexed.drain() {
-                self.shared.router.unsubscribe(&filter, sub);
+        if let Some(subscribed) = &mut self.subscriber {
+            for filter in subscribed.indexed.drain() {
+                self.shared.router.unsubscribe(&filter, &subscribed.sub);
             }
         }
     }
@@ -488,9 +527,9 @@ impl ChannelActor {
     /// An actor with no input pending keeps no action buffer (an idle
     /// connection should hold nothing it does not need).
     fn finish(&mut self, ctx: &mut Context<Self>) {
-        if !self.batch.is_empty() {
+        if let Some(batch) = self.batch.as_mut().filter(|b| !b.is_empty()) {
             let max = self.shared.router.max_pending();
-            self.batch.flush(max, &self.shared.metrics);
+            batch.flush(max, &self.shared.metrics);
         }
         if self.rbuf.is_empty() && self.actions.is_empty() {
             self.actions = Vec::new();
@@ -546,13 +585,7 @@ impl Actor for ChannelActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         Metrics::add(&self.shared.metrics.connections, 1);
         if let Some(stream) = self.stream.clone() {
-            let readable = futures::stream::unfold(stream, |stream| async move {
-                match stream.readable().await {
-                    Ok(()) => Some((Readable, stream)),
-                    Err(_) => None,
-                }
-            });
-            self.reader = Some(ctx.add_stream(readable));
+            self.reader = Some(ctx.add_stream(ReadReady(stream)));
         }
         let idle_timeout = self.shared.idle_timeout;
         // Kept in the keep-alive slot: CONNECT replaces it with the
@@ -593,8 +626,11 @@ impl Handler<Deliver> for ChannelActor {
     type Result = ();
 
     fn handle(&mut self, Deliver(mut deliveries): Deliver, ctx: &mut Context<Self>) {
-        if let Some(sub) = &self.subscriber {
-            sub.pending.fetch_sub(deliveries.len(), Ordering::Relaxed);
+        if let Some(subscribed) = &self.subscriber {
+            subscribed
+                .sub
+                .pending
+                .fetch_sub(deliveries.len(), Ordering::Relaxed);
         }
         if let Some(successor) = &self.successor {
             successor.do_send(Deliver(deliveries));
@@ -654,5 +690,18 @@ impl Handler<Kick> for ChannelActor {
     fn handle(&mut self, msg: Kick, ctx: &mut Context<Self>) {
         self.close_socket(ctx, CloseCause::Kicked, Some(msg.reason));
         self.finish(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The actor is stored inline in its task, once per connection: state
+    /// that only some clients use (a subscriber entry, a delivery batch,
+    /// aliases, the QoS 2 table) lives behind pointers allocated on first
+    /// use. Growing it past this bound costs every idle connection.
+    #[test]
+    fn the_channel_actor_stays_small() {
+        let size = std::mem::size_of::<super::ChannelActor>();
+        assert!(size <= 800, "ChannelActor is {size} bytes");
     }
 }

@@ -44,7 +44,7 @@ pub fn channel_config(config: &Config) -> ChannelConfig {
         receive_maximum: mqtt.max_inflight.max(1),
         ignore_loop_deliver: mqtt.ignore_loop_deliver,
         use_username_as_clientid: mqtt.use_username_as_clientid,
-        session,
+        session: session.into(),
     }
 }
 

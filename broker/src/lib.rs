@@ -20,3 +20,5 @@ pub mod session;
 
 /// The channel: one connection's MQTT protocol state machine (CONNECT, keep alive, topic aliases, will, acks), wrapping the session.
 pub mod channel;
+
+mod lazy_map;

@@ -35,13 +35,13 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 use crate::codec::{ByteStr, Packet, PubRel, QoS, ReasonCode};
+use crate::lazy_map::LazyMap;
 
 use crate::message::{Delivery, Message, OutPublish, SubOpts};
 
@@ -272,12 +272,12 @@ impl Outgoing {
 #[derive(Debug, Clone)]
 pub struct Session {
     client_id: ByteStr,
-    config: SessionConfig,
-    subscriptions: HashMap<FilterKey, SubOpts>,
+    config: Arc<SessionConfig>,
+    subscriptions: LazyMap<FilterKey, SubOpts>,
     inflight: Inflight,
     mqueue: MQueue,
     /// Incoming QoS 2 packet id -> when its PUBLISH arrived.
-    awaiting_rel: HashMap<u16, Instant>,
+    awaiting_rel: LazyMap<u16, Instant>,
     connected: bool,
     created_at: Instant,
     disconnected_at: Option<Instant>,
@@ -289,14 +289,15 @@ impl Session {
     /// A new, connected session for `client_id`, with a window of
     /// `config.max_inflight` (call [`Self::set_receive_maximum`] for a v5
     /// client) and a session expiry interval of 0.
-    pub fn new(client_id: ByteStr, config: SessionConfig, now: Instant) -> Self {
+    pub fn new(client_id: ByteStr, config: impl Into<Arc<SessionConfig>>, now: Instant) -> Self {
+        let config = config.into();
         Self {
             client_id,
             inflight: Inflight::new(config.max_inflight),
             mqueue: MQueue::new(config.max_mqueue_len, config.mqueue_drop_policy),
             config,
-            subscriptions: HashMap::new(),
-            awaiting_rel: HashMap::new(),
+            subscriptions: LazyMap::new(),
+            awaiting_rel: LazyMap::new(),
             connected: true,
             created_at: now,
             disconnected_at: None,

@@ -1,6 +1,6 @@
 //! MQTT 5 topic aliases (spec §3.3.2.3.4), one table per direction.
 
-use std::collections::HashMap;
+use crate::lazy_map::LazyMap;
 
 use crate::codec::ByteStr;
 
@@ -8,7 +8,8 @@ use crate::codec::ByteStr;
 #[derive(Debug, Default)]
 pub(crate) struct InboundAliases {
     max: u16,
-    topics: HashMap<u16, ByteStr>,
+    /// Allocated at the first alias: most clients never set one.
+    topics: LazyMap<u16, ByteStr>,
 }
 
 /// Why an inbound alias could not be resolved; both end the connection with
@@ -28,7 +29,7 @@ impl InboundAliases {
     pub(crate) fn new(max: u16) -> Self {
         Self {
             max,
-            topics: HashMap::new(),
+            topics: LazyMap::new(),
         }
     }
 
@@ -60,7 +61,7 @@ impl InboundAliases {
 #[derive(Debug, Default)]
 pub(crate) struct OutboundAliases {
     max: u16,
-    aliases: HashMap<ByteStr, u16>,
+    aliases: LazyMap<ByteStr, u16>,
 }
 
 /// How to send one topic.
@@ -79,7 +80,7 @@ impl OutboundAliases {
     pub(crate) fn new(max: u16) -> Self {
         Self {
             max,
-            aliases: HashMap::new(),
+            aliases: LazyMap::new(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The settings a channel applies, filled by the node from `mqtt.*`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::QoS;
@@ -54,8 +55,8 @@ pub struct ChannelConfig {
     pub ignore_loop_deliver: bool,
     /// Use the username as client id (`mqtt.use_username_as_clientid`).
     pub use_username_as_clientid: bool,
-    /// Settings of the sessions this channel opens.
-    pub session: SessionConfig,
+    /// Settings of the sessions this channel opens, shared by them.
+    pub session: Arc<SessionConfig>,
 }
 
 impl Default for ChannelConfig {
@@ -77,7 +78,7 @@ impl Default for ChannelConfig {
             receive_maximum: 32,
             ignore_loop_deliver: false,
             use_username_as_clientid: false,
-            session: SessionConfig::default(),
+            session: Arc::default(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! is kept as a sequence number per entry and restored by sorting when the
 //! whole window is resent (replay and retry, both rare).
 
-use std::collections::HashMap;
+use crate::lazy_map::LazyMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,7 +40,7 @@ pub(crate) struct Entry {
 /// The window and the packet identifier allocator.
 #[derive(Debug, Clone)]
 pub(crate) struct Inflight {
-    entries: HashMap<u16, Entry>,
+    entries: LazyMap<u16, Entry>,
     max: usize,
     next_seq: u64,
     next_id: u16,
@@ -50,7 +50,7 @@ impl Inflight {
     /// An empty window of `max` slots (at least 1).
     pub(crate) fn new(max: u16) -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: LazyMap::new(),
             max: usize::from(max.max(1)),
             next_seq: 0,
             next_id: 1,

@@ -383,7 +383,8 @@ fn tick_resends_after_the_retry_interval_and_forgets_stale_qos2_ids() {
             retry_interval: Some(Duration::from_secs(5)),
             await_rel_timeout: Duration::from_secs(30),
             ..crate::session::SessionConfig::default()
-        },
+        }
+        .into(),
         ..ChannelConfig::default()
     };
     let (mut ch, _) = open_with(config, connect_v5("c"));

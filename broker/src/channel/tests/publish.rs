@@ -142,7 +142,8 @@ fn too_many_qos2_awaiting_pubrel_is_0x93() {
         session: SessionConfig {
             max_awaiting_rel: 1,
             ..SessionConfig::default()
-        },
+        }
+        .into(),
         ..ChannelConfig::default()
     };
     let (mut ch, _) = open_with(config, connect_v5("c"));
@@ -173,7 +174,8 @@ fn unreleased_qos2_is_bounded_by_receive_maximum_for_v5_only() {
         session: SessionConfig {
             max_awaiting_rel: 100,
             ..SessionConfig::default()
-        },
+        }
+        .into(),
         ..ChannelConfig::default()
     };
     let (mut v5, _) = open_with(config.clone(), connect_v5("c5"));
