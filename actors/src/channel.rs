@@ -18,9 +18,10 @@
 use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -73,10 +74,6 @@ pub struct Kick {
     pub reason: ReasonCode,
 }
 
-/// The socket became readable.
-#[derive(Debug)]
-struct Readable;
-
 /// A channel actor that has subscribed: its entry in the subscriber index.
 #[derive(Debug)]
 struct Subscribed {
@@ -85,23 +82,59 @@ struct Subscribed {
     indexed: HashSet<ByteStr>,
 }
 
-/// The socket's read readiness as a stream of [`Readable`]: the waker sits
-/// in the socket's own registration, so an idle connection's reader is one
-/// pointer (a `readable().await` future would hold a waiter node of its
-/// own). Readiness stays set until a read would block; it ends with an
-/// error on the socket.
-struct ReadReady(Rc<TcpStream>);
+/// The read side of the actor's socket: reads whenever it is readable. It
+/// holds nothing and polls the readiness kept in the socket's own
+/// registration, so an idle connection's reader allocates nothing (a
+/// `readable()` future would hold a waiter node and a shared handle to the
+/// socket). Ends with the socket.
+struct Reader;
 
-impl futures::Stream for ReadReady {
-    type Item = Readable;
+impl ActorFuture<ChannelActor> for Reader {
+    type Output = ();
 
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Readable>> {
-        self.0
-            .poll_read_ready(cx)
-            .map(|ready| ready.ok().map(|()| Readable))
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut ChannelActor,
+        ctx: &mut Context<ChannelActor>,
+        task: &mut std::task::Context<'_>,
+    ) -> Poll<()> {
+        // As actix does for streams: yield after a number of rounds so that
+        // a busy socket does not starve the actor's other work.
+        for _ in 0..16 {
+            let Some(stream) = act.stream.as_ref() else {
+                return Poll::Ready(());
+            };
+            match stream.poll_read_ready(task) {
+                Poll::Pending => return Poll::Pending,
+                // The read path sees the error (or the close) itself.
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => act.read_ready(ctx),
+            }
+            if ctx.waiting() {
+                return Poll::Pending;
+            }
+        }
+        task.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Resolves when the actor's socket is writable again (or is gone).
+struct Writable;
+
+impl ActorFuture<ChannelActor> for Writable {
+    type Output = io::Result<()>;
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut ChannelActor,
+        _ctx: &mut Context<ChannelActor>,
+        task: &mut std::task::Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        match act.stream.as_ref() {
+            Some(stream) => stream.poll_write_ready(task),
+            None => Poll::Ready(Ok(())),
+        }
     }
 }
 
@@ -110,7 +143,7 @@ impl futures::Stream for ReadReady {
 pub struct ChannelActor {
     id: u64,
     shared: Arc<NodeShared>,
-    stream: Option<Rc<TcpStream>>,
+    stream: Option<TcpStream>,
     peer: SocketAddr,
     reader: Option<SpawnHandle>,
     rbuf: BytesMut,
@@ -150,7 +183,7 @@ impl ChannelActor {
             decoder: codec::Decoder::new(config.max_packet_size),
             channel: Channel::new(config),
             shared,
-            stream: stream.map(Rc::new),
+            stream,
             peer,
             reader: None,
             rbuf: BytesMut::new(),
@@ -178,7 +211,7 @@ impl ChannelActor {
     /// Reads what the socket has (up to a budget), decodes and handles every
     /// complete packet.
     fn read_ready(&mut self, ctx: &mut Context<Self>) {
-        let Some(stream) = self.stream.clone() else {
+        let Some(stream) = self.stream.as_ref() else {
             return;
         };
         let mut total = 0;
@@ -400,15 +433,18 @@ impl ChannelActor {
             &client_id,
             Registered {
                 id: self.id,
-                addr: me.clone(),
+                addr: me.downgrade(),
             },
         );
         self.registered = Some(client_id);
         Metrics::add(&self.shared.metrics.client_connected, 1);
+        // A previous holder whose actor is gone has nothing to hand over.
+        let previous = previous
+            .filter(|p| p.id != self.id)
+            .and_then(|p| p.addr.upgrade());
         match previous {
-            Some(previous) if previous.id != self.id => {
+            Some(previous) => {
                 let request = previous
-                    .addr
                     .send(Takeover {
                         clean_start,
                         successor: me,
@@ -541,7 +577,7 @@ impl ChannelActor {
         if self.write_waiting || self.wbuf.is_empty() {
             return;
         }
-        let Some(stream) = self.stream.clone() else {
+        let Some(stream) = self.stream.as_ref() else {
             return;
         };
         while !self.wbuf.is_empty() {
@@ -552,8 +588,7 @@ impl ChannelActor {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.write_waiting = true;
-                    let waiter = async move { stream.writable().await };
-                    ctx.spawn(waiter.into_actor(self).map(|result, act, ctx| {
+                    ctx.spawn(Writable.map(|result, act, ctx| {
                         act.write_waiting = false;
                         if result.is_err() {
                             act.close_socket(ctx, CloseCause::SocketClosed, None);
@@ -584,8 +619,8 @@ impl Actor for ChannelActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         Metrics::add(&self.shared.metrics.connections, 1);
-        if let Some(stream) = self.stream.clone() {
-            self.reader = Some(ctx.add_stream(ReadReady(stream)));
+        if self.stream.is_some() {
+            self.reader = Some(ctx.spawn(Reader));
         }
         let idle_timeout = self.shared.idle_timeout;
         // Kept in the keep-alive slot: CONNECT replaces it with the
@@ -608,17 +643,6 @@ impl Actor for ChannelActor {
             self.counted_connection = false;
             Metrics::dec(&self.shared.metrics.connections);
         }
-    }
-}
-
-impl StreamHandler<Readable> for ChannelActor {
-    fn handle(&mut self, _: Readable, ctx: &mut Context<Self>) {
-        self.read_ready(ctx);
-    }
-
-    fn finished(&mut self, _ctx: &mut Context<Self>) {
-        // The readiness stream ends only with the socket; the read path has
-        // already seen the close.
     }
 }
 

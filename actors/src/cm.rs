@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use actix::Addr;
+use actix::WeakAddr;
 use bytes::Bytes;
 use girder_broker::codec::ByteStr;
 use girder_cluster::rlog::Rlog;
@@ -22,8 +22,10 @@ use crate::cluster::CLIENTS;
 pub struct Registered {
     /// The channel actor's unique id.
     pub id: u64,
-    /// Its address.
-    pub addr: Addr<ChannelActor>,
+    /// Its address, weak: the registry is read on takeover and kick only,
+    /// and a strong address would cost every connection a sender of its
+    /// own. An actor that ended without unregistering fails to upgrade.
+    pub addr: WeakAddr<ChannelActor>,
 }
 
 /// Client id → channel actor, for this node; mirrored as this node's rows
