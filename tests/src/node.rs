@@ -61,8 +61,8 @@ impl NodeProcess {
         Self::start_with(NodeOptions::default())
     }
 
-    /// Starts a node with extra config, and waits until its MQTT port accepts
-    /// connections (at most 20 s).
+    /// Starts a node with extra config, and waits until its MQTT port and its
+    /// admin endpoint accept connections (at most 20 s).
     pub fn start_with(opts: NodeOptions) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("girder-test-").tempdir()?;
         let mqtt: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
@@ -107,14 +107,20 @@ impl NodeProcess {
             if let Some(status) = self.child.try_wait()? {
                 bail!("girder exited early with {status}: {}", self.log());
             }
-            if TcpStream::connect_timeout(&self.mqtt, Duration::from_millis(200)).is_ok() {
+            // The admin endpoint starts after the listeners: a test that
+            // runs `girder ctl` at once must not find it closed.
+            let up = |addr: &SocketAddr| {
+                TcpStream::connect_timeout(addr, Duration::from_millis(200)).is_ok()
+            };
+            if up(&self.mqtt) && up(&self.admin) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         bail!(
-            "girder did not listen on {} in time: {}",
+            "girder did not listen on {} and {} in time: {}",
             self.mqtt,
+            self.admin,
             self.log()
         )
     }
