@@ -34,6 +34,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::cm::Registered;
+use crate::keepalive::{self, KeepaliveCheck};
 use crate::metrics::Metrics;
 use crate::node::NodeShared;
 use crate::router::{DeliveryBatch, Subscriber};
@@ -164,9 +165,9 @@ pub struct ChannelActor {
     /// registry.
     registered: bool,
     expiry: Option<SpawnHandle>,
-    /// The CONNECT timeout, then the keep-alive check; cancelled with the
-    /// socket.
-    keepalive: Option<SpawnHandle>,
+    /// The CONNECT timeout, until CONNECT is accepted (the keep alive is
+    /// checked by the thread's wheel, see [`keepalive`]).
+    connect_timer: Option<SpawnHandle>,
     counted_connection: bool,
 }
 
@@ -198,7 +199,7 @@ impl ChannelActor {
             successor: None,
             registered: false,
             expiry: None,
-            keepalive: None,
+            connect_timer: None,
             counted_connection: true,
         }
     }
@@ -469,22 +470,13 @@ impl ChannelActor {
         // Packets that arrived behind CONNECT.
         self.process_input(ctx);
         // The CONNECT timeout is over.
-        if let Some(timer) = self.keepalive.take() {
+        if let Some(timer) = self.connect_timer.take() {
             ctx.cancel_future(timer);
         }
+        // The keep alive is checked by this thread's wheel, not a timer of
+        // this actor's own.
         if let Some(timeout) = self.channel.keepalive_timeout() {
-            let every = (timeout / 4).max(Duration::from_millis(250));
-            self.keepalive = Some(ctx.run_interval(every, move |act, ctx| {
-                if act.stream.is_some() && act.last_recv.elapsed() > timeout {
-                    debug!(peer = %act.peer, "keep alive timeout");
-                    act.close_socket(
-                        ctx,
-                        CloseCause::KeepAliveTimeout,
-                        Some(ReasonCode::KeepAliveTimeout),
-                    );
-                    act.finish(ctx);
-                }
-            }));
+            keepalive::schedule(ctx.address().downgrade(), self.last_recv + timeout);
         }
         self.finish(ctx);
     }
@@ -551,8 +543,8 @@ impl ChannelActor {
         if let Some(reader) = self.reader.take() {
             ctx.cancel_future(reader);
         }
-        if let Some(keepalive) = self.keepalive.take() {
-            ctx.cancel_future(keepalive);
+        if let Some(timer) = self.connect_timer.take() {
+            ctx.cancel_future(timer);
         }
         self.stream = None;
         self.wbuf = BytesMut::new();
@@ -628,9 +620,9 @@ impl Actor for ChannelActor {
             self.reader = Some(ctx.spawn(Reader));
         }
         let idle_timeout = self.shared.idle_timeout;
-        // Kept in the keep-alive slot: CONNECT replaces it with the
-        // keep-alive check, so that an idle connection holds one timer.
-        self.keepalive = Some(ctx.run_later(idle_timeout, |act, ctx| {
+        // Cancelled when CONNECT is accepted: a connected client holds no
+        // timer of its own.
+        self.connect_timer = Some(ctx.run_later(idle_timeout, |act, ctx| {
             if act.channel.info().is_none() && act.stream.is_some() {
                 debug!(peer = %act.peer, "no CONNECT in time");
                 act.close_socket(ctx, CloseCause::SocketClosed, None);
@@ -710,6 +702,30 @@ impl Handler<Takeover> for ChannelActor {
         self.finish(ctx);
         ctx.run_later(TAKEOVER_GRACE, |_, ctx| ctx.stop());
         MessageResult(session)
+    }
+}
+
+impl Handler<KeepaliveCheck> for ChannelActor {
+    type Result = ();
+
+    fn handle(&mut self, _: KeepaliveCheck, ctx: &mut Context<Self>) {
+        let Some(timeout) = self.channel.keepalive_timeout() else {
+            return;
+        };
+        if self.stream.is_none() || !self.channel.is_connected() {
+            return;
+        }
+        if self.last_recv.elapsed() > timeout {
+            debug!(peer = %self.peer, "keep alive timeout");
+            self.close_socket(
+                ctx,
+                CloseCause::KeepAliveTimeout,
+                Some(ReasonCode::KeepAliveTimeout),
+            );
+            self.finish(ctx);
+        } else {
+            keepalive::schedule(ctx.address().downgrade(), self.last_recv + timeout);
+        }
     }
 }
 

@@ -9,6 +9,8 @@
 //!   of its connections.
 //! - [`channel`]: the channel actor, one per client: socket I/O around the
 //!   pure `girder_broker::channel::Channel`.
+//! - [`keepalive`]: one keep-alive wheel per arbiter thread instead of a
+//!   timer per connection.
 //! - [`router`]: the subscriber index, shared groups and retained messages,
 //!   read directly by publishers (no router actor on the publish path).
 //! - [`cluster`]: the distribution layer and the admin endpoint.
@@ -22,6 +24,7 @@
 pub mod channel;
 pub mod cluster;
 pub mod cm;
+pub mod keepalive;
 pub mod listener;
 pub mod metrics;
 pub mod node;

@@ -1,0 +1,125 @@
+//! Keep-alive checks for every connection of one arbiter thread, from one
+//! timer.
+//!
+//! A connection whose keep alive is in force needs a check once per
+//! timeout (1.5 × its keep alive), not a timer of its own: an idle
+//! connection would hold a boxed interval with a timer entry (160 bytes)
+//! for years. Instead each arbiter thread keeps a wheel of weak actor
+//! addresses by due tick; one task per thread wakes every [`TICK`] and sends
+//! [`KeepaliveCheck`] to the actors that are due. The actor compares its
+//! last input with its timeout, and either closes the connection or puts
+//! itself back on the wheel at the time its timeout would pass. So a
+//! connection is checked once per timeout, at most one tick late.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix::WeakAddr;
+
+use crate::channel::ChannelActor;
+
+/// The wheel's resolution: a silent client is closed at most this long
+/// after its timeout.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// Sent by the wheel to an actor whose check is due.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct KeepaliveCheck;
+
+/// Entries (this thread's actors) by the tick at which they are due.
+struct Wheel<T> {
+    origin: Instant,
+    due: BTreeMap<u64, Vec<T>>,
+}
+
+thread_local! {
+    static WHEEL: RefCell<Option<Wheel<WeakAddr<ChannelActor>>>> = const { RefCell::new(None) };
+}
+
+impl<T> Wheel<T> {
+    /// The first tick at or after `at`.
+    fn tick_of(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.origin).as_nanos();
+        let tick = TICK.as_nanos();
+        u64::try_from(nanos.div_ceil(tick)).unwrap_or(u64::MAX)
+    }
+
+    /// Takes every entry due at or before `now`.
+    fn take_due(&mut self, now: Instant) -> Vec<T> {
+        let now = self.tick_of(now);
+        let later = self.due.split_off(&(now + 1));
+        let due = std::mem::replace(&mut self.due, later);
+        due.into_values().flatten().collect()
+    }
+}
+
+/// Has `actor` sent [`KeepaliveCheck`] at `at` (rounded up to a tick).
+/// Must run on an arbiter thread (the actor's): the first call on a thread
+/// starts its ticking task.
+pub fn schedule(actor: WeakAddr<ChannelActor>, at: Instant) {
+    WHEEL.with(|cell| {
+        let mut wheel = cell.borrow_mut();
+        let wheel = wheel.get_or_insert_with(|| {
+            actix::spawn(tick());
+            Wheel {
+                origin: Instant::now(),
+                due: BTreeMap::new(),
+            }
+        });
+        let tick = wheel.tick_of(at);
+        wheel.due.entry(tick).or_default().push(actor);
+    });
+}
+
+/// This thread's ticking task: sends the checks that are due. Ends with the
+/// arbiter.
+async fn tick() {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let due = WHEEL.with(|cell| {
+            cell.borrow_mut()
+                .as_mut()
+                .map(|w| w.take_due(Instant::now()))
+                .unwrap_or_default()
+        });
+        for actor in due {
+            if let Some(addr) = actor.upgrade() {
+                addr.do_send(KeepaliveCheck);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_round_up_and_due_entries_are_taken_once() {
+        let origin = Instant::now();
+        let mut wheel = Wheel {
+            origin,
+            due: BTreeMap::new(),
+        };
+        assert_eq!(wheel.tick_of(origin), 0);
+        assert_eq!(wheel.tick_of(origin + Duration::from_millis(1)), 1);
+        assert_eq!(wheel.tick_of(origin + TICK), 1);
+        assert_eq!(wheel.tick_of(origin + TICK * 3 / 2), 2);
+        for ms in [100, 600, 2000] {
+            let tick = wheel.tick_of(origin + Duration::from_millis(ms));
+            wheel.due.entry(tick).or_default().push(ms);
+        }
+        assert_eq!(wheel.take_due(origin + Duration::from_millis(500)), [100]);
+        assert!(wheel
+            .take_due(origin + Duration::from_millis(500))
+            .is_empty());
+        assert_eq!(wheel.take_due(origin + Duration::from_millis(750)), [600]);
+        assert_eq!(wheel.take_due(origin + Duration::from_secs(5)), [2000]);
+        assert!(wheel.due.is_empty());
+    }
+}
