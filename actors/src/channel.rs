@@ -338,14 +338,13 @@ impl ChannelActor {
                     opts,
                     send_retained,
                 } => {
-                    let client_id = self.channel.info().map(|i| i.client_id.clone());
-                    if let Some(client_id) = client_id.filter(|_| self.registered) {
+                    if let Some(info) = self.channel.info().filter(|_| self.registered) {
                         let subscribed = self.subscriber.get_or_insert_with(|| {
                             Box::new(Subscribed {
                                 sub: Subscriber {
                                     id: self.id,
                                     addr: ctx.address(),
-                                    client_id,
+                                    client_id: info.client_id.clone(),
                                     pending: Arc::default(),
                                 },
                                 indexed: HashSet::new(),
