@@ -4,11 +4,12 @@
 //! (links, monitors, registered names, the exit-signal queue, the lifecycle state).
 //! The actor itself lives on its arbiter; only the cell is shared between threads.
 //!
-//! A broker runs one process per connection, so the cell is kept small and an idle
-//! process allocates nothing beyond it: the signal queue is a `VecDeque` (empty until a
-//! signal arrives) woken through the task's own [`AtomicWaker`], lifecycle waiters park
-//! on an inline [`Notify`], and the usual single link (to the supervisor) is stored
-//! inline ([`links::Links`]).
+//! A broker runs one process per connection, so the cell is kept to what every
+//! process uses (112 bytes with its `Arc` counts): its id, kill flag and waker, the
+//! usual single link (to the supervisor, inline: [`links::Links`]), its address and
+//! where it is in its life. What only some processes need (monitors, names, an exit
+//! trap, queued signals, lifecycle waiters, the exit reason) lives in a [`Rare`] part
+//! allocated the first time one of them is used.
 
 mod links;
 
@@ -38,48 +39,103 @@ pub(crate) enum Signal {
     Shutdown(ExitReason),
 }
 
-/// Where a process is in its life.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) enum Lifecycle {
+/// Where a process is in its life (the exit reason is in [`Rare::reason`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Phase {
     /// Spawned, `started` not yet returned (or the process delays its start ack).
     #[default]
     Starting,
     /// Started and running.
     Running,
-    /// Ended with this reason.
-    Exited(ExitReason),
+    /// Ended.
+    Exited,
+}
+
+/// Where a process is in its life, with the reason once it ended.
+enum Lifecycle<'a> {
+    Starting,
+    Running,
+    Exited(&'a ExitReason),
 }
 
 type TrapFn = Box<dyn Fn(Exit) + Send + Sync>;
 
+/// The state every process uses.
 #[derive(Default)]
 struct State {
     links: Links,
-    /// Boxed: most processes are never monitored, and an empty map is 48 bytes inline.
-    #[expect(
-        clippy::box_collection,
-        reason = "a pointer in every cell instead of an empty map"
-    )]
-    monitors: Option<Box<HashMap<MonitorRef, Recipient<Down>>>>,
+    /// A `WeakAddr<A>`: an `Addr` clone would allocate a sender record of its own, and
+    /// the actor's context keeps the mailbox alive anyway.
+    addr: Option<Box<dyn Any + Send + Sync>>,
+    /// Allocated at the first use of anything in it.
+    rare: Option<Box<Rare>>,
+    phase: Phase,
+    /// The end has run (names freed, links signalled); set before `phase` becomes
+    /// `Exited`, which also waits for the names to be freed.
+    exited: bool,
+    manual_ack: bool,
+    /// Set when the process ends: later signals are dropped (they would otherwise pile
+    /// up, and `Exit { from }` pids could keep dead processes alive in a cycle).
+    signals_closed: bool,
+}
+
+/// The state only some processes use.
+#[derive(Default)]
+struct Rare {
+    monitors: HashMap<MonitorRef, Recipient<Down>>,
     names: Vec<(Registry, String)>,
     trap: Option<TrapFn>,
     /// The reason the process asked to exit with, or was told to exit with.
     requested: Option<ExitReason>,
-    exited: bool,
-    manual_ack: bool,
-    /// A `WeakAddr<A>`: an `Addr` clone would allocate a sender record of its own, and
-    /// the actor's context keeps the mailbox alive anyway.
-    addr: Option<Box<dyn Any + Send + Sync>>,
-    lifecycle: Lifecycle,
+    /// The reason it ended with (set with `Phase::Exited`).
+    reason: Option<ExitReason>,
+    /// Exit signals not yet handled by the process.
+    signals: VecDeque<Signal>,
+    /// Notified whenever the phase changes; created by the first waiter.
+    lifecycle_changed: Option<Arc<Notify>>,
 }
 
-/// The exit-signal queue of a process.
-#[derive(Default)]
-struct Signals {
-    queue: VecDeque<Signal>,
-    /// Set when the process ends: later signals are dropped (they would otherwise pile
-    /// up, and `Exit { from }` pids could keep dead processes alive in a cycle).
-    closed: bool,
+impl Rare {
+    fn is_unused(&self) -> bool {
+        self.monitors.is_empty()
+            && self.names.is_empty()
+            && self.trap.is_none()
+            && self.requested.is_none()
+            && self.reason.is_none()
+            && self.signals.is_empty()
+            && self.lifecycle_changed.is_none()
+    }
+}
+
+impl State {
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    fn lifecycle(&self) -> Lifecycle<'_> {
+        match self.phase {
+            Phase::Starting => Lifecycle::Starting,
+            Phase::Running => Lifecycle::Running,
+            Phase::Exited => {
+                static NORMAL: ExitReason = ExitReason::Normal;
+                let reason = self.rare.as_ref().and_then(|r| r.reason.as_ref());
+                Lifecycle::Exited(reason.unwrap_or(&NORMAL))
+            }
+        }
+    }
+
+    /// Changes the phase; returns the waiters to notify (outside the lock). Waiters
+    /// that want a later phase register again, so a process whose only rare state
+    /// was its waiters (a supervisor awaiting its start) goes back to none.
+    fn set_phase(&mut self, phase: Phase) -> Option<Arc<Notify>> {
+        self.phase = phase;
+        let rare = self.rare.as_mut()?;
+        let waiters = rare.lifecycle_changed.take();
+        if rare.is_unused() {
+            self.rare = None;
+        }
+        waiters
+    }
 }
 
 /// The shared record of one process.
@@ -89,9 +145,6 @@ pub(crate) struct Cell {
     /// The process task's waker: woken by a kill and by every queued signal.
     pub(crate) waker: AtomicWaker,
     state: Mutex<State>,
-    signals: Mutex<Signals>,
-    /// Notified whenever `State::lifecycle` changes.
-    lifecycle_changed: Notify,
 }
 
 /// A cheap, cloneable handle to a process: a unique id plus the ability to send it exit
@@ -111,8 +164,6 @@ impl Pid {
             kill: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             state: Mutex::new(State::default()),
-            signals: Mutex::new(Signals::default()),
-            lifecycle_changed: Notify::new(),
         };
         Pid(Arc::new(cell))
     }
@@ -135,12 +186,12 @@ impl Pid {
 
     /// True until the process has ended.
     pub fn is_alive(&self) -> bool {
-        !matches!(self.0.state.lock().lifecycle, Lifecycle::Exited(_))
+        self.0.state.lock().phase != Phase::Exited
     }
 
     /// The exit reason, once the process has ended.
     pub fn exit_reason(&self) -> Option<ExitReason> {
-        match &self.0.state.lock().lifecycle {
+        match self.0.state.lock().lifecycle() {
             Lifecycle::Exited(r) => Some(r.clone()),
             _ => None,
         }
@@ -160,15 +211,29 @@ impl Pid {
     }
 
     /// Waits until `f` accepts the lifecycle state and returns what it mapped it to.
-    async fn wait_for<T>(&self, f: impl Fn(&Lifecycle) -> Option<T>) -> T {
+    async fn wait_for<T>(&self, f: impl Fn(Lifecycle<'_>) -> Option<T>) -> T {
         loop {
-            let notified = self.0.lifecycle_changed.notified();
+            let notify = {
+                let mut st = self.0.state.lock();
+                if let Some(out) = f(st.lifecycle()) {
+                    return out;
+                }
+                Arc::clone(st.rare().lifecycle_changed.get_or_insert_default())
+            };
+            let notified = notify.notified();
             let mut notified = std::pin::pin!(notified);
-            // Registered before the state is read, so a change in between still wakes us.
             notified.as_mut().enable();
-            let done = f(&self.0.state.lock().lifecycle);
-            if let Some(out) = done {
-                return out;
+            {
+                // Registered before the state is read again, so a change from now on
+                // wakes us, provided the change has not already taken these waiters.
+                let st = self.0.state.lock();
+                if let Some(out) = f(st.lifecycle()) {
+                    return out;
+                }
+                let current = st.rare.as_ref().and_then(|r| r.lifecycle_changed.as_ref());
+                if !current.is_some_and(|c| Arc::ptr_eq(c, &notify)) {
+                    continue;
+                }
             }
             notified.await;
         }
@@ -222,13 +287,13 @@ impl Pid {
 
     pub(crate) fn signal(&self, sig: Signal) {
         {
-            let mut signals = self.0.signals.lock();
-            if signals.closed {
+            let mut st = self.0.state.lock();
+            if st.signals_closed {
                 // The process is already gone: nothing to do (`sig` drops unlocked).
-                drop(signals);
+                drop(st);
                 return;
             }
-            signals.queue.push_back(sig);
+            st.rare().signals.push_back(sig);
         }
         self.0.waker.wake();
     }
@@ -236,7 +301,7 @@ impl Pid {
     /// The next queued signal, if any (the process's listener drains the queue whenever
     /// the task is woken).
     pub(crate) fn next_signal(&self) -> Option<Signal> {
-        self.0.signals.lock().queue.pop_front()
+        self.0.state.lock().rare.as_mut()?.signals.pop_front()
     }
 
     /// Links two processes both ways: when one ends with a reason other than `Normal`,
@@ -296,9 +361,7 @@ impl Pid {
                 reason,
             });
         } else {
-            st.monitors
-                .get_or_insert_with(Default::default)
-                .insert(mref, to);
+            st.rare().monitors.insert(mref, to);
         }
         mref
     }
@@ -306,14 +369,9 @@ impl Pid {
     /// Removes a monitor; returns false if it had already fired or never existed.
     pub fn demonitor(&self, mref: MonitorRef) -> bool {
         let mut st = self.0.state.lock();
-        let Some(monitors) = st.monitors.as_mut() else {
-            return false;
-        };
-        let found = monitors.remove(&mref).is_some();
-        if monitors.is_empty() {
-            st.monitors = None;
-        }
-        found
+        st.rare
+            .as_mut()
+            .is_some_and(|rare| rare.monitors.remove(&mref).is_some())
     }
 
     pub(crate) fn add_name(&self, registry: &Registry, name: &str) -> Result<(), NameError> {
@@ -321,30 +379,37 @@ impl Pid {
         if st.exited {
             return Err(NameError::Dead);
         }
-        if let Some((_, n)) = st.names.iter().find(|(r, _)| r.same(registry)) {
+        let names = &mut st.rare().names;
+        if let Some((_, n)) = names.iter().find(|(r, _)| r.same(registry)) {
             return Err(NameError::HasName(n.clone()));
         }
-        st.names.push((registry.clone(), name.to_owned()));
+        names.push((registry.clone(), name.to_owned()));
         Ok(())
     }
 
     pub(crate) fn remove_name(&self, registry: &Registry) {
-        self.0.state.lock().names.retain(|(r, _)| !r.same(registry));
+        if let Some(rare) = self.0.state.lock().rare.as_mut() {
+            rare.names.retain(|(r, _)| !r.same(registry));
+        }
     }
 
     pub(crate) fn set_trap(&self, trap: Option<TrapFn>) {
-        self.0.state.lock().trap = trap;
+        let mut st = self.0.state.lock();
+        if trap.is_some() || st.rare.is_some() {
+            st.rare().trap = trap;
+        }
     }
 
     /// True if the process turns exit signals into [`Exit`] messages.
     pub fn traps_exits(&self) -> bool {
-        self.0.state.lock().trap.is_some()
+        let st = self.0.state.lock();
+        st.rare.as_ref().is_some_and(|r| r.trap.is_some())
     }
 
     /// Delivers an exit to the trap handler; returns it back if exits are not trapped.
     pub(crate) fn deliver_trapped(&self, exit: Exit) -> Option<Exit> {
         let st = self.0.state.lock();
-        match &st.trap {
+        match st.rare.as_ref().and_then(|r| r.trap.as_ref()) {
             Some(trap) => {
                 trap(exit);
                 None
@@ -356,13 +421,14 @@ impl Pid {
     /// Records the reason to report when the actor stops (first one wins).
     pub(crate) fn request_exit(&self, reason: ExitReason) {
         let mut st = self.0.state.lock();
-        if st.requested.is_none() {
-            st.requested = Some(reason);
+        let requested = &mut st.rare().requested;
+        if requested.is_none() {
+            *requested = Some(reason);
         }
     }
 
     pub(crate) fn requested_exit(&self) -> Option<ExitReason> {
-        self.0.state.lock().requested.clone()
+        self.0.state.lock().rare.as_ref()?.requested.clone()
     }
 
     pub(crate) fn set_manual_ack(&self) {
@@ -375,47 +441,56 @@ impl Pid {
 
     /// Marks the process as started (wakes [`Pid::started`] waiters).
     pub(crate) fn ack_started(&self) {
-        let changed = {
+        let waiters = {
             let mut st = self.0.state.lock();
-            let starting = st.lifecycle == Lifecycle::Starting;
-            if starting {
-                st.lifecycle = Lifecycle::Running;
+            if st.phase != Phase::Starting {
+                return;
             }
-            starting
+            st.set_phase(Phase::Running)
         };
-        if changed {
-            self.0.lifecycle_changed.notify_waiters();
+        if let Some(waiters) = waiters {
+            waiters.notify_waiters();
         }
     }
 
     /// Runs the end of a process exactly once: frees its names, signals its links,
     /// notifies its monitors, then publishes the reason to [`Pid::wait`]ers.
     pub(crate) fn terminate(&self, reason: ExitReason) {
-        let (links, monitors, names) = {
+        let (links, rare) = {
             let mut st = self.0.state.lock();
             if st.exited {
                 return;
             }
             st.exited = true;
-            st.trap = None;
+            st.signals_closed = true;
             st.addr = None;
-            (
-                std::mem::take(&mut st.links),
-                std::mem::take(&mut st.monitors),
-                std::mem::take(&mut st.names),
-            )
+            let rare = st.rare.as_mut().map(|r| {
+                (
+                    std::mem::take(&mut r.monitors),
+                    std::mem::take(&mut r.names),
+                    r.trap.take(),
+                    std::mem::take(&mut r.signals),
+                )
+            });
+            (std::mem::take(&mut st.links), rare)
         };
+        // The trap and the signals nobody will handle are dropped unlocked.
+        let (monitors, names, _trap, _pending) = rare.unwrap_or_default();
         for (registry, name) in names {
             registry.remove_if(&name, self);
         }
-        self.0.state.lock().lifecycle = Lifecycle::Exited(reason.clone());
-        self.0.lifecycle_changed.notify_waiters();
-        let pending = {
-            let mut signals = self.0.signals.lock();
-            signals.closed = true;
-            std::mem::take(&mut signals.queue)
+        let waiters = {
+            let mut st = self.0.state.lock();
+            // A normal end of a process that never needed its rare part keeps it
+            // unallocated (`Lifecycle::Exited` reads a missing reason as `Normal`).
+            if reason != ExitReason::Normal || st.rare.is_some() {
+                st.rare().reason = Some(reason.clone());
+            }
+            st.set_phase(Phase::Exited)
         };
-        drop(pending);
+        if let Some(waiters) = waiters {
+            waiters.notify_waiters();
+        }
         for other in links.into_pids() {
             other.0.state.lock().links.remove(self.id());
             other.signal(Signal::Exit(Exit {
@@ -423,7 +498,7 @@ impl Pid {
                 reason: reason.clone(),
             }));
         }
-        for (mref, to) in monitors.into_iter().flat_map(|m| *m) {
+        for (mref, to) in monitors {
             to.do_send(Down {
                 mref,
                 pid: self.clone(),
@@ -474,6 +549,36 @@ mod tests {
             from: None,
             reason: ExitReason::error("test"),
         })
+    }
+
+    /// One cell per process, so one per connection in a broker: with its `Arc`
+    /// counts it must fit jemalloc's 112-byte class.
+    #[test]
+    fn the_cell_stays_small() {
+        let size = std::mem::size_of::<Cell>() + 2 * std::mem::size_of::<usize>();
+        assert!(size <= 112, "a pid cell takes {size} bytes");
+    }
+
+    #[tokio::test]
+    async fn awaiting_the_start_leaves_no_rare_state_behind() {
+        let pid = Pid::new();
+        let started = tokio::spawn({
+            let pid = pid.clone();
+            async move { pid.started().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(pid.0.state.lock().rare.is_some(), "the waiter registered");
+        pid.ack_started();
+        assert_eq!(started.await.ok(), Some(Ok(())));
+        assert!(pid.0.state.lock().rare.is_none());
+        // A waiter for the end that was woken by the start registers again.
+        let ended = tokio::spawn({
+            let pid = pid.clone();
+            async move { pid.wait().await }
+        });
+        tokio::task::yield_now().await;
+        pid.terminate(ExitReason::Normal);
+        assert_eq!(ended.await.ok(), Some(ExitReason::Normal));
     }
 
     #[test]
