@@ -23,14 +23,14 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::node::girder_bin;
+use crate::node::{free_port_on, girder_bin};
 
 /// How long [`Node::wait_for`] polls before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -144,12 +144,6 @@ pub fn specs(subnet: u8, count: u8, static_seeds: bool) -> Result<Vec<Spec>> {
         }
     }
     Ok(specs)
-}
-
-/// A port the OS reports free on `ip` right now.
-fn free_port_on(ip: Ipv4Addr) -> Result<u16> {
-    let listener = TcpListener::bind((ip, 0)).with_context(|| format!("no free port on {ip}"))?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Names, sorted: the shape [`Members`] lists have.

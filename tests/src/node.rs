@@ -28,10 +28,27 @@ pub fn girder_bin() -> PathBuf {
 
 /// A free TCP port on 127.0.0.1, as the OS hands it out right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    free_port_on(std::net::Ipv4Addr::LOCALHOST).unwrap_or(0)
+}
+
+/// A port the OS reports free on `ip` right now, and not handed out before
+/// by this process: the OS may offer a port again once its probe socket is
+/// closed, and a node given the same port for two listeners fails to start.
+pub fn free_port_on(ip: std::net::Ipv4Addr) -> Result<u16> {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..100 {
+        let listener =
+            TcpListener::bind((ip, 0)).with_context(|| format!("no free port on {ip}"))?;
+        let port = listener.local_addr()?.port();
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
+    bail!("no port on {ip} that was not handed out already")
 }
 
 /// Options for [`NodeProcess::start`].
