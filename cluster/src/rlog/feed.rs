@@ -17,6 +17,7 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 use girder_proto::rlog as pb;
+use prost::Message;
 
 use crate::options::NodeName;
 use crate::rlog::store::Op;
@@ -65,13 +66,25 @@ struct Sub {
     greeted: bool,
 }
 
+/// One retained entry, kept encoded: one allocation per entry instead of
+/// one per op, table name, key and value (a node's owned feed holds an entry
+/// for every client that connected lately, up to `retain` of them).
+#[derive(Debug)]
+struct Retained {
+    /// Ops in the entry.
+    ops: u32,
+    /// The `pb::Entry`, encoded.
+    encoded: Box<[u8]>,
+}
+
 /// The server side of one feed.
 #[derive(Debug)]
 pub(crate) struct Feed {
     name: String,
     epoch: u64,
     head: u64,
-    ring: VecDeque<pb::Entry>,
+    /// The entries up to `head`, contiguous: the last is at `head`.
+    ring: VecDeque<Retained>,
     retain: usize,
     window: u64,
     subs: HashMap<NodeName, Sub>,
@@ -113,7 +126,11 @@ impl Feed {
             self.ring.clear();
         }
         self.head = pos;
-        self.ring.push_back(pb::Entry { pos, ops, at_ms });
+        let entry = pb::Entry { pos, ops, at_ms };
+        self.ring.push_back(Retained {
+            ops: u32::try_from(entry.ops.len()).unwrap_or(u32::MAX),
+            encoded: entry.encode_to_vec().into_boxed_slice(),
+        });
         while self.ring.len() > self.retain {
             self.ring.pop_front();
         }
@@ -218,11 +235,21 @@ impl Feed {
                 let mut entries = Vec::new();
                 let mut ops = 0;
                 for e in self.ring.range(start..start + most) {
-                    if !entries.is_empty() && ops + e.ops.len() > OPS_PER_PUSH {
+                    let n = e.ops as usize;
+                    if !entries.is_empty() && ops + n > OPS_PER_PUSH {
                         break;
                     }
-                    ops += e.ops.len();
-                    entries.push(e.clone());
+                    match pb::Entry::decode(&*e.encoded) {
+                        Ok(entry) => entries.push(entry),
+                        // Not expected (the feed encoded it); a full copy
+                        // repairs whatever it was.
+                        Err(_) => break,
+                    }
+                    ops += n;
+                }
+                if entries.is_empty() {
+                    sub.needs_snapshot = true;
+                    break;
                 }
                 ops_this_round += ops;
                 sub.sent += entries.len() as u64;
