@@ -17,7 +17,6 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -83,6 +82,26 @@ struct Subscribed {
     indexed: HashSet<ByteStr>,
 }
 
+/// A connection's read and write buffers, allocated together while there
+/// is something to read or write.
+#[derive(Debug, Default)]
+struct Buffers {
+    read: BytesMut,
+    write: BytesMut,
+}
+
+/// Shows a socket's peer address in logs, or `-` once it is unknown.
+struct Peer<'a>(Option<&'a TcpStream>);
+
+impl std::fmt::Display for Peer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.and_then(|s| s.peer_addr().ok()) {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
 /// The read side of the actor's socket: reads whenever it is readable. It
 /// holds nothing and polls the readiness kept in the socket's own
 /// registration, so an idle connection's reader allocates nothing (a
@@ -145,10 +164,9 @@ pub struct ChannelActor {
     id: u64,
     shared: Arc<NodeShared>,
     stream: Option<TcpStream>,
-    peer: SocketAddr,
-    reader: Option<SpawnHandle>,
-    rbuf: BytesMut,
-    wbuf: BytesMut,
+    /// The read and write buffers, while either holds bytes: an idle
+    /// connection keeps neither.
+    bufs: Option<Box<Buffers>>,
     write_waiting: bool,
     decoder: codec::Decoder,
     channel: Channel,
@@ -160,14 +178,16 @@ pub struct ChannelActor {
     /// This actor as a subscriber, from its first subscription on: a client
     /// that never subscribes holds no address of its own actor.
     subscriber: Option<Box<Subscribed>>,
-    successor: Option<Addr<ChannelActor>>,
+    /// The actor that took this session over (boxed: rare, and every
+    /// connection holds the field).
+    successor: Option<Box<Addr<ChannelActor>>>,
     /// Whether this actor holds its client id (the channel's) in the
     /// registry.
     registered: bool,
-    expiry: Option<SpawnHandle>,
-    /// The CONNECT timeout, until CONNECT is accepted (the keep alive is
-    /// checked by the thread's wheel, see [`keepalive`]).
-    connect_timer: Option<SpawnHandle>,
+    /// The tick of the check this actor awaits from its thread's wheel (the
+    /// CONNECT timeout, then the keep alive, then the expiry of the session
+    /// it keeps without a client; see [`keepalive`]); 0: none.
+    wheel_tick: u32,
     counted_connection: bool,
 }
 
@@ -175,11 +195,7 @@ impl ChannelActor {
     /// A channel actor for a freshly accepted socket (`None` when the
     /// socket could not be registered with this arbiter: the actor ends at
     /// once).
-    pub fn start_with(
-        stream: Option<TcpStream>,
-        peer: SocketAddr,
-        shared: Arc<NodeShared>,
-    ) -> Self {
+    pub fn start_with(stream: Option<TcpStream>, shared: Arc<NodeShared>) -> Self {
         let config = Arc::clone(&shared.channel_config);
         Self {
             id: shared.router.next_subscriber_id(),
@@ -187,10 +203,7 @@ impl ChannelActor {
             channel: Channel::new(config),
             shared,
             stream,
-            peer,
-            reader: None,
-            rbuf: BytesMut::new(),
-            wbuf: BytesMut::new(),
+            bufs: None,
             write_waiting: false,
             actions: Vec::new(),
             batch: None,
@@ -198,8 +211,7 @@ impl ChannelActor {
             subscriber: None,
             successor: None,
             registered: false,
-            expiry: None,
-            connect_timer: None,
+            wheel_tick: 0,
             counted_connection: true,
         }
     }
@@ -219,9 +231,10 @@ impl ChannelActor {
         };
         let mut total = 0;
         let mut eof = false;
+        let rbuf = &mut self.bufs.get_or_insert_default().read;
         while total < READ_BUDGET {
-            self.rbuf.reserve(READ_CHUNK);
-            match stream.try_read_buf(&mut self.rbuf) {
+            rbuf.reserve(READ_CHUNK);
+            match stream.try_read_buf(rbuf) {
                 Ok(0) => {
                     eof = true;
                     break;
@@ -229,7 +242,7 @@ impl ChannelActor {
                 Ok(n) => total += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    debug!(peer = %self.peer, cause = %e, "read error");
+                    debug!(peer = %Peer(Some(stream)), cause = %e, "read error");
                     eof = true;
                     break;
                 }
@@ -252,7 +265,10 @@ impl ChannelActor {
     fn process_input(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         while !self.channel.is_opening() {
-            match self.decoder.decode(&mut self.rbuf) {
+            let Some(bufs) = self.bufs.as_mut() else {
+                break;
+            };
+            match self.decoder.decode(&mut bufs.read) {
                 Ok(Some(packet)) => {
                     if matches!(packet, Packet::Publish(_)) {
                         Metrics::add(&self.shared.metrics.messages_received, 1);
@@ -265,11 +281,11 @@ impl ChannelActor {
                 }
                 Ok(None) => break,
                 Err(err) => {
-                    debug!(peer = %self.peer, error = %err, "malformed input");
+                    debug!(peer = %self.peer(), error = %err, "malformed input");
                     match self.decoder.error_reply(&err) {
                         ErrorReply::ConnAck(version, reason) => {
                             let refusal = refusal_packet(reason);
-                            let _ = codec::encode(&refusal, version, &mut self.wbuf);
+                            let _ = codec::encode(&refusal, version, self.wbuf());
                             self.close_socket(ctx, CloseCause::SocketClosed, None);
                         }
                         ErrorReply::Disconnect(reason) => {
@@ -283,10 +299,7 @@ impl ChannelActor {
                 }
             }
         }
-        if self.rbuf.is_empty() {
-            // Release the read buffer of an idle connection.
-            self.rbuf = BytesMut::new();
-        }
+        self.release_buffers();
     }
 
     /// Ends the socket side: a server DISCONNECT (v5) when `reason` is
@@ -390,12 +403,9 @@ impl ChannelActor {
                 }
                 Action::Park(expiry) => {
                     self.drop_socket(ctx);
-                    if let Some(expiry) = expiry {
-                        self.expiry = Some(ctx.run_later(expiry, |act, ctx| {
-                            act.channel.expire(&mut act.actions);
-                            act.run_actions(ctx);
-                            act.finish(ctx);
-                        }));
+                    // An expiry too far away to be an `Instant` is never.
+                    if let Some(at) = expiry.and_then(|e| Instant::now().checked_add(e)) {
+                        self.schedule_check(ctx, at);
                     }
                 }
                 Action::Terminate => self.terminate(ctx),
@@ -413,8 +423,8 @@ impl ChannelActor {
             return;
         }
         let version = self.version();
-        if let Err(err) = codec::encode(packet, version, &mut self.wbuf) {
-            debug!(peer = %self.peer, error = %err, "packet not encodable");
+        if let Err(err) = codec::encode(packet, version, self.wbuf()) {
+            debug!(peer = %self.peer(), error = %err, "packet not encodable");
         }
     }
 
@@ -423,8 +433,8 @@ impl ChannelActor {
             return;
         }
         let version = self.version();
-        if let Err(err) = publish.encode(version, &mut self.wbuf) {
-            debug!(peer = %self.peer, error = %err, "PUBLISH not encodable");
+        if let Err(err) = publish.encode(version, self.wbuf()) {
+            debug!(peer = %self.peer(), error = %err, "PUBLISH not encodable");
         }
     }
 
@@ -462,20 +472,25 @@ impl ChannelActor {
         }
     }
 
+    /// Has this thread's wheel send [`KeepaliveCheck`] at `at`; earlier
+    /// checks still on the wheel are ignored when they arrive.
+    fn schedule_check(&mut self, ctx: &mut Context<Self>, at: Instant) {
+        self.wheel_tick = keepalive::schedule(ctx.address().downgrade(), at);
+    }
+
     fn opened(&mut self, ctx: &mut Context<Self>, session: Option<Session>) {
         self.channel
             .opened(session, Instant::now(), &mut self.actions);
         self.run_actions(ctx);
         // Packets that arrived behind CONNECT.
         self.process_input(ctx);
-        // The CONNECT timeout is over.
-        if let Some(timer) = self.connect_timer.take() {
-            ctx.cancel_future(timer);
-        }
-        // The keep alive is checked by this thread's wheel, not a timer of
-        // this actor's own.
+        // The keep alive, timed from now, is checked by this thread's wheel
+        // (not a timer of this actor's own); the CONNECT timeout's check is
+        // superseded.
+        self.last_recv = Instant::now();
+        self.wheel_tick = 0;
         if let Some(timeout) = self.channel.keepalive_timeout() {
-            keepalive::schedule(ctx.address().downgrade(), self.last_recv + timeout);
+            self.schedule_check(ctx, self.last_recv + timeout);
         }
         self.finish(ctx);
     }
@@ -539,15 +554,11 @@ impl ChannelActor {
             return;
         }
         self.flush(ctx);
-        if let Some(reader) = self.reader.take() {
-            ctx.cancel_future(reader);
-        }
-        if let Some(timer) = self.connect_timer.take() {
-            ctx.cancel_future(timer);
-        }
+        // The reader ends by itself without a socket; the wheel's pending
+        // check (CONNECT timeout or keep alive) is void.
         self.stream = None;
-        self.wbuf = BytesMut::new();
-        self.rbuf = BytesMut::new();
+        self.wheel_tick = 0;
+        self.bufs = None;
         if self.counted_connection {
             self.counted_connection = false;
             Metrics::dec(&self.shared.metrics.connections);
@@ -563,24 +574,26 @@ impl ChannelActor {
             let max = self.shared.router.max_pending();
             batch.flush(max, &self.shared.metrics);
         }
-        if self.rbuf.is_empty() && self.actions.is_empty() {
+        let read_pending = self.bufs.as_ref().is_some_and(|b| !b.read.is_empty());
+        if !read_pending && self.actions.is_empty() {
             self.actions = Vec::new();
         }
         self.flush(ctx);
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.write_waiting || self.wbuf.is_empty() {
+        if self.write_waiting {
             return;
         }
-        let Some(stream) = self.stream.as_ref() else {
+        let (Some(stream), Some(bufs)) = (self.stream.as_ref(), self.bufs.as_mut()) else {
             return;
         };
-        while !self.wbuf.is_empty() {
-            match stream.try_write(&self.wbuf) {
+        let wbuf = &mut bufs.write;
+        while !wbuf.is_empty() {
+            match stream.try_write(wbuf) {
                 Ok(n) => {
                     Metrics::add(&self.shared.metrics.bytes_sent, n as u64);
-                    let _ = self.wbuf.split_to(n);
+                    let _ = wbuf.split_to(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.write_waiting = true;
@@ -594,8 +607,8 @@ impl ChannelActor {
                     return;
                 }
                 Err(e) => {
-                    debug!(peer = %self.peer, cause = %e, "write error");
-                    self.wbuf.clear();
+                    debug!(peer = %Peer(Some(stream)), cause = %e, "write error");
+                    wbuf.clear();
                     self.write_waiting = true;
                     ctx.run_later(Duration::ZERO, |act, ctx| {
                         act.write_waiting = false;
@@ -606,7 +619,30 @@ impl ChannelActor {
                 }
             }
         }
-        self.wbuf = BytesMut::new();
+        *wbuf = BytesMut::new();
+        self.release_buffers();
+    }
+
+    /// The write buffer (allocating the buffers if need be).
+    fn wbuf(&mut self) -> &mut BytesMut {
+        &mut self.bufs.get_or_insert_default().write
+    }
+
+    /// Drops the buffers once both are empty (their memory with them).
+    fn release_buffers(&mut self) {
+        if self
+            .bufs
+            .as_ref()
+            .is_some_and(|b| b.read.is_empty() && b.write.is_empty())
+        {
+            self.bufs = None;
+        }
+    }
+
+    /// The client's address, for logs (read from the socket rather than
+    /// kept in every connection).
+    fn peer(&self) -> Peer<'_> {
+        Peer(self.stream.as_ref())
     }
 }
 
@@ -616,18 +652,11 @@ impl Actor for ChannelActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         Metrics::add(&self.shared.metrics.connections, 1);
         if self.stream.is_some() {
-            self.reader = Some(ctx.spawn(Reader));
+            ctx.spawn(Reader);
+            // The CONNECT timeout, checked by this thread's wheel: no timer
+            // to set up and cancel for every connection.
+            self.schedule_check(ctx, Instant::now() + self.shared.idle_timeout);
         }
-        let idle_timeout = self.shared.idle_timeout;
-        // Cancelled when CONNECT is accepted: a connected client holds no
-        // timer of its own.
-        self.connect_timer = Some(ctx.run_later(idle_timeout, |act, ctx| {
-            if act.channel.info().is_none() && act.stream.is_some() {
-                debug!(peer = %act.peer, "no CONNECT in time");
-                act.close_socket(ctx, CloseCause::SocketClosed, None);
-                act.terminate(ctx);
-            }
-        }));
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -656,7 +685,8 @@ impl Handler<Deliver> for ChannelActor {
             successor.do_send(Deliver(deliveries));
             return;
         }
-        if self.wbuf.len() > MAX_WRITE_BACKLOG {
+        let backlog = self.bufs.as_ref().map_or(0, |b| b.write.len());
+        if backlog > MAX_WRITE_BACKLOG {
             let before = deliveries.len();
             deliveries.retain(|d| d.opts.options.qos != codec::QoS::AtMostOnce);
             self.shared
@@ -692,11 +722,10 @@ impl Handler<Takeover> for ChannelActor {
         self.run_actions(ctx);
         self.unindex();
         self.drop_socket(ctx);
-        if let Some(expiry) = self.expiry.take() {
-            ctx.cancel_future(expiry);
-        }
+        // A pending expiry check finds nothing to expire.
+        self.wheel_tick = 0;
         if session.is_some() {
-            self.successor = Some(msg.successor);
+            self.successor = Some(Box::new(msg.successor));
         }
         self.finish(ctx);
         ctx.run_later(TAKEOVER_GRACE, |_, ctx| ctx.stop());
@@ -707,15 +736,33 @@ impl Handler<Takeover> for ChannelActor {
 impl Handler<KeepaliveCheck> for ChannelActor {
     type Result = ();
 
-    fn handle(&mut self, _: KeepaliveCheck, ctx: &mut Context<Self>) {
+    fn handle(&mut self, check: KeepaliveCheck, ctx: &mut Context<Self>) {
+        if check.tick != self.wheel_tick {
+            // Superseded by a later schedule.
+            return;
+        }
+        self.wheel_tick = 0;
+        if self.stream.is_none() {
+            // The session kept without a client has expired.
+            self.channel.expire(&mut self.actions);
+            self.run_actions(ctx);
+            self.finish(ctx);
+            return;
+        }
+        if self.channel.info().is_none() {
+            debug!(peer = %self.peer(), "no CONNECT in time");
+            self.close_socket(ctx, CloseCause::SocketClosed, None);
+            self.terminate(ctx);
+            return;
+        }
         let Some(timeout) = self.channel.keepalive_timeout() else {
             return;
         };
-        if self.stream.is_none() || !self.channel.is_connected() {
+        if !self.channel.is_connected() {
             return;
         }
         if self.last_recv.elapsed() > timeout {
-            debug!(peer = %self.peer, "keep alive timeout");
+            debug!(peer = %self.peer(), "keep alive timeout");
             self.close_socket(
                 ctx,
                 CloseCause::KeepAliveTimeout,
@@ -723,7 +770,7 @@ impl Handler<KeepaliveCheck> for ChannelActor {
             );
             self.finish(ctx);
         } else {
-            keepalive::schedule(ctx.address().downgrade(), self.last_recv + timeout);
+            self.schedule_check(ctx, self.last_recv + timeout);
         }
     }
 }
@@ -741,13 +788,16 @@ impl Handler<Kick> for ChannelActor {
 mod tests {
     /// The actor is stored inline in its task, once per connection: state
     /// that only some clients use (a subscriber entry, a delivery batch,
-    /// aliases, the QoS 2 table) lives behind pointers allocated on first
-    /// use. At 768 bytes the task (actor, actix context, tokio header) is
-    /// 1264 bytes and fits jemalloc's 1280-byte class; a few bytes more take
-    /// the next class, 256 bytes more for every connection.
+    /// aliases, the QoS 2 table, session counters, I/O buffers) lives behind
+    /// pointers allocated on first use. The task is the actor plus 376
+    /// bytes (actix context and mailbox handle, the process wrapper, tokio's
+    /// stage) plus tokio's 80-byte header and trailer, rounded up to 128:
+    /// up to 568 bytes of actor it is 1024 bytes, jemalloc's 1024 class; a
+    /// byte more takes 1152 rounded to the 1280 class, 256 bytes more for
+    /// every connection.
     #[test]
     fn the_channel_actor_stays_small() {
         let size = std::mem::size_of::<super::ChannelActor>();
-        assert!(size <= 768, "ChannelActor is {size} bytes");
+        assert!(size <= 568, "ChannelActor is {size} bytes");
     }
 }

@@ -1,5 +1,5 @@
-//! Keep-alive checks for every connection of one arbiter thread, from one
-//! timer.
+//! Keep-alive and CONNECT-timeout checks for every connection of one
+//! arbiter thread, from one timer.
 //!
 //! A connection whose keep alive is in force needs a check once per
 //! timeout (1.5 × its keep alive), not a timer of its own: an idle
@@ -10,6 +10,11 @@
 //! last input with its timeout, and either closes the connection or puts
 //! itself back on the wheel at the time its timeout would pass. So a
 //! connection is checked once per timeout, at most one tick late.
+//!
+//! The CONNECT timeout (`mqtt.idle_timeout`) is checked the same way: a
+//! connection goes on the wheel when it is accepted, and the check finds
+//! whether CONNECT came. Each check names the tick it was scheduled for, so
+//! an actor that has rescheduled since ignores the checks it superseded.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -27,7 +32,10 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// Sent by the wheel to an actor whose check is due.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct KeepaliveCheck;
+pub struct KeepaliveCheck {
+    /// The tick [`schedule`] returned for this check.
+    pub tick: u32,
+}
 
 /// Entries (this thread's actors) by the tick at which they are due.
 struct Wheel<T> {
@@ -47,19 +55,24 @@ impl<T> Wheel<T> {
         u64::try_from(nanos.div_ceil(tick)).unwrap_or(u64::MAX)
     }
 
-    /// Takes every entry due at or before `now`.
-    fn take_due(&mut self, now: Instant) -> Vec<T> {
-        let now = self.tick_of(now);
+    /// Takes every entry due at or before `now`, with the tick it was due at
+    /// (the ticks that have fully passed: an entry is never taken early).
+    fn take_due(&mut self, now: Instant) -> Vec<(u64, T)> {
+        let nanos = now.saturating_duration_since(self.origin).as_nanos();
+        let now = u64::try_from(nanos / TICK.as_nanos()).unwrap_or(u64::MAX);
         let later = self.due.split_off(&(now + 1));
         let due = std::mem::replace(&mut self.due, later);
-        due.into_values().flatten().collect()
+        due.into_iter()
+            .flat_map(|(tick, entries)| entries.into_iter().map(move |e| (tick, e)))
+            .collect()
     }
 }
 
-/// Has `actor` sent [`KeepaliveCheck`] at `at` (rounded up to a tick).
+/// Has `actor` sent [`KeepaliveCheck`] at `at` (rounded up to a tick), and
+/// returns the tick the check will name (never 0, so 0 can mean "none").
 /// Must run on an arbiter thread (the actor's): the first call on a thread
 /// starts its ticking task.
-pub fn schedule(actor: WeakAddr<ChannelActor>, at: Instant) {
+pub fn schedule(actor: WeakAddr<ChannelActor>, at: Instant) -> u32 {
     WHEEL.with(|cell| {
         let mut wheel = cell.borrow_mut();
         let wheel = wheel.get_or_insert_with(|| {
@@ -69,9 +82,17 @@ pub fn schedule(actor: WeakAddr<ChannelActor>, at: Instant) {
                 due: BTreeMap::new(),
             }
         });
-        let tick = wheel.tick_of(at);
+        let tick = wheel.tick_of(at).max(1);
         wheel.due.entry(tick).or_default().push(actor);
-    });
+        token(tick)
+    })
+}
+
+/// A tick as the check names it: never 0 (250 ms ticks wrap after 34 years).
+fn token(tick: u64) -> u32 {
+    u32::try_from(tick % u64::from(u32::MAX))
+        .unwrap_or_default()
+        .max(1)
 }
 
 /// This thread's ticking task: sends the checks that are due. Ends with the
@@ -87,9 +108,9 @@ async fn tick() {
                 .map(|w| w.take_due(Instant::now()))
                 .unwrap_or_default()
         });
-        for actor in due {
+        for (tick, actor) in due {
             if let Some(addr) = actor.upgrade() {
-                addr.do_send(KeepaliveCheck);
+                addr.do_send(KeepaliveCheck { tick: token(tick) });
             }
         }
     }
@@ -114,12 +135,21 @@ mod tests {
             let tick = wheel.tick_of(origin + Duration::from_millis(ms));
             wheel.due.entry(tick).or_default().push(ms);
         }
-        assert_eq!(wheel.take_due(origin + Duration::from_millis(500)), [100]);
+        assert_eq!(
+            wheel.take_due(origin + Duration::from_millis(500)),
+            [(1, 100)]
+        );
         assert!(wheel
             .take_due(origin + Duration::from_millis(500))
             .is_empty());
-        assert_eq!(wheel.take_due(origin + Duration::from_millis(750)), [600]);
-        assert_eq!(wheel.take_due(origin + Duration::from_secs(5)), [2000]);
+        assert_eq!(
+            wheel.take_due(origin + Duration::from_millis(750)),
+            [(3, 600)]
+        );
+        assert!(wheel
+            .take_due(origin + Duration::from_millis(1999))
+            .is_empty());
+        assert_eq!(wheel.take_due(origin + Duration::from_secs(5)), [(8, 2000)]);
         assert!(wheel.due.is_empty());
     }
 }

@@ -181,7 +181,7 @@ impl StreamHandler<Accepted> for Acceptor {
             let shared = Arc::clone(&shared);
             spawn_with(args.spawn_options(), move |_| {
                 let stream = socket.and_then(|s| tokio::net::TcpStream::from_std(s).ok());
-                ChannelActor::start_with(stream, peer, shared)
+                ChannelActor::start_with(stream, shared)
             })
             .map(|s| s.pid)
         });

@@ -151,21 +151,29 @@ enum State {
     Ended,
 }
 
+/// A will waiting for the connection's end; intervals in seconds, as
+/// CONNECT carries them (every connection holds this inline).
 #[derive(Debug)]
 struct Will {
     message: Arc<Message>,
-    delay: Duration,
+    /// The Will Delay Interval.
+    delay_secs: u32,
     /// The Will Message Expiry Interval, which runs from the will's
     /// publication, not from CONNECT (MQTT 5 section 3.1.3.2.4).
-    expiry: Option<Duration>,
+    expiry_secs: Option<u32>,
 }
 
 impl Will {
+    fn delay(&self) -> Duration {
+        Duration::from_secs(self.delay_secs.into())
+    }
+
     /// Dates the will message as published at `at`.
     fn stamp(&mut self, at: Instant) {
+        let expiry = self.expiry_secs.map(|s| Duration::from_secs(s.into()));
         let message = Arc::make_mut(&mut self.message);
         message.received_at = at;
-        message.expires_at = self.expiry.map(|expiry| at + expiry);
+        message.expires_at = expiry.map(|expiry| at + expiry);
     }
 }
 
@@ -309,18 +317,11 @@ impl Channel {
             }
         };
         if let Some(will) = &connect.will {
-            let delay = will
-                .properties
-                .will_delay_interval
-                .map_or(Duration::ZERO, |s| Duration::from_secs(s.into()));
             let message = will_message(will, info.client_id.clone(), now);
             self.will = Some(Will {
                 message: Arc::new(message),
-                delay,
-                expiry: will
-                    .properties
-                    .message_expiry_interval
-                    .map(|s| Duration::from_secs(s.into())),
+                delay_secs: will.properties.will_delay_interval.unwrap_or(0),
+                expiry_secs: will.properties.message_expiry_interval,
             });
         }
         self.inbound_aliases = InboundAliases::new(if info.is_v5() {
@@ -624,8 +625,8 @@ impl Channel {
             // The will waits for its delay, or for the session's end if that
             // comes sooner (MQTT-3.1.3-9).
             let delay = match expiry {
-                Some(expiry) => will.delay.min(expiry),
-                None => will.delay,
+                Some(expiry) => will.delay().min(expiry),
+                None => will.delay(),
             };
             will.stamp(now + delay);
             if delay.is_zero() {

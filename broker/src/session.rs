@@ -156,6 +156,23 @@ pub struct SessionStats {
     pub awaiting_rel_expired: u64,
 }
 
+impl SessionStats {
+    /// All counters at zero.
+    pub const ZERO: SessionStats = SessionStats {
+        delivered: 0,
+        resent: 0,
+        acked: 0,
+        enqueued: 0,
+        dropped: DropStats {
+            expired: 0,
+            queue_full: 0,
+            qos0_offline: 0,
+            no_local: 0,
+        },
+        awaiting_rel_expired: 0,
+    };
+}
+
 /// A topic filter as a map key that hashes as its `str`, so that lookups
 /// take a plain `&str`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,7 +299,9 @@ pub struct Session {
     created_at: Instant,
     disconnected_at: Option<Instant>,
     expiry_interval: Option<Duration>,
-    stats: SessionStats,
+    /// Allocated at the first count: a session that never carries a
+    /// message keeps none.
+    stats: Option<Box<SessionStats>>,
 }
 
 impl Session {
@@ -302,7 +321,7 @@ impl Session {
             created_at: now,
             disconnected_at: None,
             expiry_interval: Some(Duration::ZERO),
-            stats: SessionStats::default(),
+            stats: None,
         }
     }
 
@@ -323,7 +342,13 @@ impl Session {
 
     /// Counters since creation.
     pub fn stats(&self) -> &SessionStats {
-        &self.stats
+        static NONE: SessionStats = SessionStats::ZERO;
+        self.stats.as_deref().unwrap_or(&NONE)
+    }
+
+    /// The counters, to count in.
+    fn count(&mut self) -> &mut SessionStats {
+        self.stats.get_or_insert_default()
     }
 
     // --- subscriptions ---------------------------------------------------
@@ -373,11 +398,11 @@ impl Session {
     ) {
         for delivery in deliveries {
             if delivery.is_no_local_for(&self.client_id) {
-                self.stats.dropped.no_local += 1;
+                self.count().dropped.no_local += 1;
                 continue;
             }
             if delivery.message.is_expired(now) {
-                self.stats.dropped.expired += 1;
+                self.count().dropped.expired += 1;
                 continue;
             }
             let opts = delivery.publish_opts(self.config.upgrade_qos);
@@ -387,7 +412,7 @@ impl Session {
             };
             if !self.connected {
                 if opts.qos == QoS::AtMostOnce && !self.config.mqueue_store_qos0 {
-                    self.stats.dropped.qos0_offline += 1;
+                    self.count().dropped.qos0_offline += 1;
                 } else {
                     self.enqueue(item);
                 }
@@ -545,7 +570,7 @@ impl Session {
         self.awaiting_rel
             .retain(|_, received| now.saturating_duration_since(*received) < timeout);
         let expired = before - self.awaiting_rel.len();
-        self.stats.awaiting_rel_expired += expired as u64;
+        self.count().awaiting_rel_expired += expired as u64;
         expired
     }
 
@@ -699,7 +724,7 @@ impl Session {
             mqueue_max: self.mqueue.max_len(),
             awaiting_rel: self.awaiting_rel.len(),
             awaiting_rel_max: self.config.max_awaiting_rel,
-            stats: self.stats,
+            stats: *self.stats(),
         }
     }
 
@@ -711,15 +736,15 @@ impl Session {
         if item.opts.qos == QoS::AtMostOnce {
             match item.message.out_publish(item.opts, None, now) {
                 Some(publish) => {
-                    self.stats.delivered += 1;
+                    self.count().delivered += 1;
                     out.push(Outgoing::Publish(publish));
                 }
-                None => self.stats.dropped.expired += 1,
+                None => self.count().dropped.expired += 1,
             }
             return;
         }
         if item.message.is_expired(now) {
-            self.stats.dropped.expired += 1;
+            self.count().dropped.expired += 1;
             return;
         }
         let Queued { message, opts } = item;
@@ -732,27 +757,27 @@ impl Session {
         );
         match message.out_publish(opts, Some(id), now) {
             Some(publish) => {
-                self.stats.delivered += 1;
+                self.count().delivered += 1;
                 out.push(Outgoing::Publish(publish));
             }
             None => {
                 self.inflight.remove(id);
-                self.stats.dropped.expired += 1;
+                self.count().dropped.expired += 1;
             }
         }
     }
 
     fn enqueue(&mut self, item: Queued) {
-        self.stats.enqueued += 1;
+        self.count().enqueued += 1;
         if self.mqueue.push(item).is_some() {
-            self.stats.dropped.queue_full += 1;
+            self.count().dropped.queue_full += 1;
         }
     }
 
     /// Ends exchange `id` (known to be in flight) and refills the window.
     fn complete(&mut self, id: u16, now: Instant, out: &mut Vec<Outgoing>) {
         self.inflight.remove(id);
-        self.stats.acked += 1;
+        self.count().acked += 1;
         self.drain(now, out);
     }
 
@@ -776,12 +801,12 @@ impl Session {
         match packet {
             Some(packet) => {
                 entry.sent_at = now;
-                self.stats.resent += 1;
+                self.count().resent += 1;
                 out.push(packet);
             }
             None => {
                 self.inflight.remove(id);
-                self.stats.dropped.expired += 1;
+                self.count().dropped.expired += 1;
             }
         }
     }
