@@ -82,6 +82,28 @@ struct Subscribed {
     indexed: HashSet<ByteStr>,
 }
 
+thread_local! {
+    /// The action buffer the channel actors of this thread share: actions
+    /// are carried out as soon as the channel produced them, so no actor
+    /// needs a buffer of its own between two inputs.
+    static ACTIONS: std::cell::Cell<Vec<Action>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The thread's action buffer (a new one if it is in use: a handler that
+/// runs inside another's actions).
+fn take_actions() -> Vec<Action> {
+    ACTIONS.take()
+}
+
+/// Gives an action buffer back to the thread, emptied; an unusually large
+/// one is freed instead.
+fn recycle_actions(mut actions: Vec<Action>) {
+    actions.clear();
+    if actions.capacity() <= 1024 {
+        ACTIONS.set(actions);
+    }
+}
+
 /// A connection's read and write buffers, allocated together while there
 /// is something to read or write.
 #[derive(Debug, Default)]
@@ -170,7 +192,6 @@ pub struct ChannelActor {
     write_waiting: bool,
     decoder: codec::Decoder,
     channel: Channel,
-    actions: Vec<Action>,
     /// Deliveries routed while handling one input; allocated at the first
     /// publication (a subscribe-only device never routes anything).
     batch: Option<Box<DeliveryBatch>>,
@@ -205,7 +226,6 @@ impl ChannelActor {
             stream,
             bufs: None,
             write_waiting: false,
-            actions: Vec::new(),
             batch: None,
             last_recv: Instant::now(),
             subscriber: None,
@@ -273,8 +293,9 @@ impl ChannelActor {
                     if matches!(packet, Packet::Publish(_)) {
                         Metrics::add(&self.shared.metrics.messages_received, 1);
                     }
-                    self.channel.handle_in(packet, now, &mut self.actions);
-                    self.run_actions(ctx);
+                    let mut actions = take_actions();
+                    self.channel.handle_in(packet, now, &mut actions);
+                    self.run_actions(ctx, actions);
                     if self.stream.is_none() {
                         break;
                     }
@@ -311,20 +332,21 @@ impl ChannelActor {
         reason: Option<ReasonCode>,
     ) {
         let now = Instant::now();
+        let mut actions = take_actions();
         match reason {
             Some(reason) => self
                 .channel
-                .server_disconnect(reason, cause, now, &mut self.actions),
-            None => self.channel.closed(cause, now, &mut self.actions),
+                .server_disconnect(reason, cause, now, &mut actions),
+            None => self.channel.closed(cause, now, &mut actions),
         }
-        self.run_actions(ctx);
+        self.run_actions(ctx, actions);
         // The channel may have had nothing to say (before CONNECT).
         self.drop_socket(ctx);
     }
 
-    /// Carries out the channel's actions, in order.
-    fn run_actions(&mut self, ctx: &mut Context<Self>) {
-        let mut actions = std::mem::take(&mut self.actions);
+    /// Carries out the channel's actions, in order, then gives the buffer
+    /// back to the thread.
+    fn run_actions(&mut self, ctx: &mut Context<Self>, mut actions: Vec<Action>) {
         let mut i = 0;
         while i < actions.len() {
             let action = std::mem::replace(&mut actions[i], Action::Close);
@@ -392,8 +414,9 @@ impl ChannelActor {
                 }
                 Action::ScheduleWill(delay) => {
                     ctx.run_later(delay, |act, ctx| {
-                        act.channel.will_timer(&mut act.actions);
-                        act.run_actions(ctx);
+                        let mut actions = take_actions();
+                        act.channel.will_timer(&mut actions);
+                        act.run_actions(ctx, actions);
                         act.finish(ctx);
                     });
                 }
@@ -411,11 +434,7 @@ impl ChannelActor {
                 Action::Terminate => self.terminate(ctx),
             }
         }
-        actions.clear();
-        if self.actions.is_empty() {
-            // Keep the allocation for the next round.
-            self.actions = actions;
-        }
+        recycle_actions(actions);
     }
 
     fn send(&mut self, packet: &Packet) {
@@ -479,9 +498,9 @@ impl ChannelActor {
     }
 
     fn opened(&mut self, ctx: &mut Context<Self>, session: Option<Session>) {
-        self.channel
-            .opened(session, Instant::now(), &mut self.actions);
-        self.run_actions(ctx);
+        let mut actions = take_actions();
+        self.channel.opened(session, Instant::now(), &mut actions);
+        self.run_actions(ctx, actions);
         // Packets that arrived behind CONNECT.
         self.process_input(ctx);
         // The keep alive, timed from now, is checked by this thread's wheel
@@ -567,16 +586,10 @@ impl ChannelActor {
     }
 
     /// End of a handler: send the batched deliveries, write the output.
-    /// An actor with no input pending keeps no action buffer (an idle
-    /// connection should hold nothing it does not need).
     fn finish(&mut self, ctx: &mut Context<Self>) {
         if let Some(batch) = self.batch.as_mut().filter(|b| !b.is_empty()) {
             let max = self.shared.router.max_pending();
             batch.flush(max, &self.shared.metrics);
-        }
-        let read_pending = self.bufs.as_ref().is_some_and(|b| !b.read.is_empty());
-        if !read_pending && self.actions.is_empty() {
-            self.actions = Vec::new();
         }
         self.flush(ctx);
     }
@@ -697,9 +710,10 @@ impl Handler<Deliver> for ChannelActor {
             &self.shared.metrics.messages_delivered,
             deliveries.len() as u64,
         );
+        let mut actions = take_actions();
         self.channel
-            .deliver(deliveries, Instant::now(), &mut self.actions);
-        self.run_actions(ctx);
+            .deliver(deliveries, Instant::now(), &mut actions);
+        self.run_actions(ctx, actions);
         self.finish(ctx);
     }
 }
@@ -713,13 +727,14 @@ impl Handler<Takeover> for ChannelActor {
             self.unindex();
             self.redispatch_shared();
         }
+        let mut actions = take_actions();
         let session = self
             .channel
-            .takeover(msg.clean_start, Instant::now(), &mut self.actions);
+            .takeover(msg.clean_start, Instant::now(), &mut actions);
         // Terminate is the successor's business now: keep the registry entry
         // (it already names the successor) and the session counter.
         self.registered = false;
-        self.run_actions(ctx);
+        self.run_actions(ctx, actions);
         self.unindex();
         self.drop_socket(ctx);
         // A pending expiry check finds nothing to expire.
@@ -744,8 +759,9 @@ impl Handler<KeepaliveCheck> for ChannelActor {
         self.wheel_tick = 0;
         if self.stream.is_none() {
             // The session kept without a client has expired.
-            self.channel.expire(&mut self.actions);
-            self.run_actions(ctx);
+            let mut actions = take_actions();
+            self.channel.expire(&mut actions);
+            self.run_actions(ctx, actions);
             self.finish(ctx);
             return;
         }
@@ -789,15 +805,15 @@ mod tests {
     /// The actor is stored inline in its task, once per connection: state
     /// that only some clients use (a subscriber entry, a delivery batch,
     /// aliases, the QoS 2 table, session counters, I/O buffers) lives behind
-    /// pointers allocated on first use. The task is the actor plus 376
+    /// pointers allocated on first use. The task is the actor plus 368
     /// bytes (actix context and mailbox handle, the process wrapper, tokio's
     /// stage) plus tokio's 80-byte header and trailer, rounded up to 128:
-    /// up to 568 bytes of actor it is 1024 bytes, jemalloc's 1024 class; a
-    /// byte more takes 1152 rounded to the 1280 class, 256 bytes more for
-    /// every connection.
+    /// up to 448 bytes of actor it is 896 bytes, jemalloc's 896 class; a
+    /// few bytes more take the 1024 class, 128 bytes more for every
+    /// connection.
     #[test]
     fn the_channel_actor_stays_small() {
         let size = std::mem::size_of::<super::ChannelActor>();
-        assert!(size <= 568, "ChannelActor is {size} bytes");
+        assert!(size <= 448, "ChannelActor is {size} bytes");
     }
 }

@@ -188,7 +188,6 @@ pub struct Channel {
     /// The will of a normal DISCONNECT is dropped; 0x04 keeps it.
     inbound_aliases: InboundAliases,
     outbound_aliases: OutboundAliases,
-    sent: Vec<Outgoing>,
 }
 
 impl Channel {
@@ -202,7 +201,6 @@ impl Channel {
             will: None,
             inbound_aliases: InboundAliases::default(),
             outbound_aliases: OutboundAliases::default(),
-            sent: Vec::new(),
         }
     }
 
@@ -254,24 +252,25 @@ impl Channel {
             (State::Connecting, Packet::Connect(_)) => self.end(out),
             (State::Connected, Packet::Publish(publish)) => self.handle_publish(publish, now, out),
             (State::Connected, Packet::PubAck(ack)) => {
-                let sent = &mut self.sent;
-                let result = session_of(&mut self.session).on_puback(ack.packet_id, now, sent);
-                self.after_ack(result, now, out);
+                let mut sent = Vec::new();
+                let result = session_of(&mut self.session).on_puback(ack.packet_id, now, &mut sent);
+                self.after_ack(result, sent, now, out);
             }
             (State::Connected, Packet::PubRec(ack)) => {
-                let sent = &mut self.sent;
+                let mut sent = Vec::new();
                 let result = session_of(&mut self.session).on_pubrec(
                     ack.packet_id,
                     ack.reason_code,
                     now,
-                    sent,
+                    &mut sent,
                 );
-                self.after_ack(result, now, out);
+                self.after_ack(result, sent, now, out);
             }
             (State::Connected, Packet::PubComp(ack)) => {
-                let sent = &mut self.sent;
-                let result = session_of(&mut self.session).on_pubcomp(ack.packet_id, now, sent);
-                self.after_ack(result, now, out);
+                let mut sent = Vec::new();
+                let result =
+                    session_of(&mut self.session).on_pubcomp(ack.packet_id, now, &mut sent);
+                self.after_ack(result, sent, now, out);
             }
             (State::Connected, Packet::PubRel(rel)) => {
                 let mut comp = PubComp::new(rel.packet_id);
@@ -364,10 +363,11 @@ impl Channel {
                 send_retained: false,
             });
         }
-        session.replay(now, &mut self.sent);
+        let mut sent = Vec::new();
+        session.replay(now, &mut sent);
         self.session = Some(session);
         self.state = State::Connected;
-        self.flush_sent(now, out);
+        self.flush_sent(sent, now, out);
     }
 
     fn handle_publish(&mut self, mut publish: Publish, now: Instant, out: &mut Vec<Action>) {
@@ -565,14 +565,15 @@ impl Channel {
         let Some(session) = self.session.as_mut() else {
             return;
         };
+        let mut sent = Vec::new();
         if self.config.ignore_loop_deliver {
             let me = session.client_id().clone();
             let deliveries = deliveries.into_iter().filter(|d| d.message.from != me);
-            session.deliver(deliveries, now, &mut self.sent);
+            session.deliver(deliveries, now, &mut sent);
         } else {
-            session.deliver(deliveries, now, &mut self.sent);
+            session.deliver(deliveries, now, &mut sent);
         }
-        self.flush_sent(now, out);
+        self.flush_sent(sent, now, out);
     }
 
     /// Delivers retained messages for a new subscription to `filter`: each
@@ -602,13 +603,14 @@ impl Channel {
     /// QoS 2 state.
     pub fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
         let connected = self.state == State::Connected;
+        let mut sent = Vec::new();
         if let Some(session) = self.session.as_mut() {
             session.expire_awaiting_rel(now);
             if connected {
-                session.retry(now, &mut self.sent);
+                session.retry(now, &mut sent);
             }
         }
-        self.flush_sent(now, out);
+        self.flush_sent(sent, now, out);
     }
 
     /// The socket closed (or the owner closes it): decide the fate of the
@@ -719,25 +721,30 @@ impl Channel {
         }
     }
 
-    fn after_ack(&mut self, result: Result<(), SessionError>, now: Instant, out: &mut Vec<Action>) {
+    fn after_ack(
+        &mut self,
+        result: Result<(), SessionError>,
+        sent: Vec<Outgoing>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         // An acknowledgement for an unknown packet id is tolerated, as EMQX
         // does (it may follow a resend); the session counts it.
         let _ = result;
-        self.flush_sent(now, out);
+        self.flush_sent(sent, now, out);
     }
 
     /// Turns the packets the session produced into sends, applying the
     /// client's topic aliases and Maximum Packet Size.
-    fn flush_sent(&mut self, now: Instant, out: &mut Vec<Action>) {
+    fn flush_sent(&mut self, mut sent: Vec<Outgoing>, now: Instant, out: &mut Vec<Action>) {
         let Some(info) = self.info.as_ref() else {
-            self.sent.clear();
             return;
         };
         let (version, max_size) = (info.protocol, info.max_packet_size);
         // Completing a dropped exchange frees a window slot, which the
         // session may fill at once: loop until it has nothing more.
-        while !self.sent.is_empty() {
-            for outgoing in std::mem::take(&mut self.sent) {
+        while !sent.is_empty() {
+            for outgoing in std::mem::take(&mut sent) {
                 let mut publish = match outgoing {
                     Outgoing::PubRel(id) => {
                         out.push(Action::Send(Packet::PubRel(PubRel::new(id))));
@@ -759,7 +766,7 @@ impl Channel {
                         .encoded_len(version)
                         .is_ok_and(|len| len > max_size as usize)
                 {
-                    self.drop_too_large(&publish, alias, now);
+                    self.drop_too_large(&publish, alias, now, &mut sent);
                     out.push(Action::DroppedTooLarge);
                     continue;
                 }
@@ -772,17 +779,21 @@ impl Channel {
     /// and the server behaves as if it had completed sending it: a QoS 1/2
     /// exchange ends (freeing its window slot), and an alias it would have
     /// set stays unknown to the client, so it is not bound.
-    fn drop_too_large(&mut self, publish: &OutPublish, alias: OutboundAlias, now: Instant) {
+    fn drop_too_large(
+        &mut self,
+        publish: &OutPublish,
+        alias: OutboundAlias,
+        now: Instant,
+        sent: &mut Vec<Outgoing>,
+    ) {
         if let OutboundAlias::Set(_) = alias {
             self.outbound_aliases.forget(&publish.message.topic);
         }
         if let (Some(id), Some(session)) = (publish.packet_id, self.session.as_mut()) {
             // The id was just put in flight by the session: neither call fails.
             let _ = match publish.opts.qos {
-                QoS::ExactlyOnce => {
-                    session.on_pubrec(id, ReasonCode::PacketTooLarge, now, &mut self.sent)
-                }
-                _ => session.on_puback(id, now, &mut self.sent),
+                QoS::ExactlyOnce => session.on_pubrec(id, ReasonCode::PacketTooLarge, now, sent),
+                _ => session.on_puback(id, now, sent),
             };
         }
     }

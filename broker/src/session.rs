@@ -173,6 +173,9 @@ impl SessionStats {
     };
 }
 
+/// The session expiry interval that means "never expires".
+const NEVER: u32 = u32::MAX;
+
 /// A topic filter as a map key that hashes as its `str`, so that lookups
 /// take a plain `&str`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,7 +301,9 @@ pub struct Session {
     connected: bool,
     created_at: Instant,
     disconnected_at: Option<Instant>,
-    expiry_interval: Option<Duration>,
+    /// The session expiry interval in seconds, [`NEVER`] for none (as MQTT
+    /// encodes it).
+    expiry_secs: u32,
     /// Allocated at the first count: a session that never carries a
     /// message keeps none.
     stats: Option<Box<SessionStats>>,
@@ -320,7 +325,7 @@ impl Session {
             connected: true,
             created_at: now,
             disconnected_at: None,
-            expiry_interval: Some(Duration::ZERO),
+            expiry_secs: 0,
             stats: None,
         }
     }
@@ -658,19 +663,21 @@ impl Session {
     /// Sets the session expiry interval (from CONNECT or DISCONNECT, capped
     /// by the channel); `None` means never (v5 0xFFFFFFFF).
     pub fn set_expiry_interval(&mut self, interval: Option<Duration>) {
-        self.expiry_interval = interval;
+        self.expiry_secs = interval.map_or(NEVER, |i| {
+            u32::try_from(i.as_secs()).map_or(NEVER, |s| s.min(NEVER - 1))
+        });
     }
 
     /// The session expiry interval; `None`: never expires.
     pub fn expiry_interval(&self) -> Option<Duration> {
-        self.expiry_interval
+        (self.expiry_secs != NEVER).then(|| Duration::from_secs(self.expiry_secs.into()))
     }
 
     /// When the session ends if no connection resumes it: disconnect time
     /// plus the expiry interval. `None` while connected or if it never
     /// expires.
     pub fn expires_at(&self) -> Option<Instant> {
-        Some(self.disconnected_at? + self.expiry_interval?)
+        self.disconnected_at?.checked_add(self.expiry_interval()?)
     }
 
     /// True once [`Self::expires_at`] has passed; the owner then discards
@@ -716,7 +723,7 @@ impl Session {
             connected: self.connected,
             created_at: self.created_at,
             disconnected_at: self.disconnected_at,
-            expiry_interval: self.expiry_interval,
+            expiry_interval: self.expiry_interval(),
             subscriptions: self.subscriptions.len(),
             inflight: self.inflight.len(),
             inflight_max: self.inflight.max(),

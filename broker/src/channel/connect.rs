@@ -19,8 +19,9 @@ pub struct ConnInfo {
     pub client_id: ByteStr,
     /// Whether the broker assigned `client_id`.
     pub assigned_client_id: bool,
-    /// The username, if any.
-    pub username: Option<ByteStr>,
+    /// The username, if any (a `Box<str>`: 16 bytes in every connection
+    /// rather than a shared string's 32).
+    pub username: Option<Box<str>>,
     /// Clean session (v3) / clean start (v5).
     pub clean_start: bool,
     /// Keep alive in force, in seconds (0: none).
@@ -122,7 +123,7 @@ pub(super) fn accept(
         protocol: connect.protocol,
         client_id,
         assigned_client_id,
-        username: connect.username.as_ref().map(ByteStr::compact),
+        username: connect.username.as_deref().map(Box::from),
         clean_start: connect.clean_start,
         keep_alive,
         session_expiry,

@@ -41,8 +41,8 @@ pub(crate) struct Entry {
 #[derive(Debug, Clone)]
 pub(crate) struct Inflight {
     entries: LazyMap<u16, Entry>,
-    max: usize,
     next_seq: u64,
+    max: u16,
     next_id: u16,
 }
 
@@ -51,7 +51,7 @@ impl Inflight {
     pub(crate) fn new(max: u16) -> Self {
         Self {
             entries: LazyMap::new(),
-            max: usize::from(max.max(1)),
+            max: max.max(1),
             next_seq: 0,
             next_id: 1,
         }
@@ -64,18 +64,18 @@ impl Inflight {
 
     /// The window size.
     pub(crate) fn max(&self) -> usize {
-        self.max
+        usize::from(self.max)
     }
 
     /// Resizes the window (at least 1). Shrinking below the current count
     /// keeps the entries: nothing new is sent until enough are acked.
     pub(crate) fn set_max(&mut self, max: u16) {
-        self.max = usize::from(max.max(1));
+        self.max = max.max(1);
     }
 
     /// True when no further PUBLISH may be sent.
     pub(crate) fn is_full(&self) -> bool {
-        self.entries.len() >= self.max
+        self.entries.len() >= usize::from(self.max)
     }
 
     /// Inserts a new exchange under a fresh packet id and returns the id.

@@ -32,18 +32,19 @@ pub(crate) struct Queued {
 pub(crate) struct MQueue {
     items: VecDeque<Queued>,
     /// QoS 0 items in `items`, so that a queue without any skips the scan.
-    qos0: usize,
-    max_len: usize,
+    qos0: u32,
+    /// The bound (u32: every session holds the queue inline).
+    max_len: u32,
     policy: QueueDropPolicy,
 }
 
 impl MQueue {
-    /// An empty queue.
+    /// An empty queue (a bound beyond 4 billion deliveries is that).
     pub(crate) fn new(max_len: usize, policy: QueueDropPolicy) -> Self {
         Self {
             items: VecDeque::new(),
             qos0: 0,
-            max_len,
+            max_len: u32::try_from(max_len).unwrap_or(u32::MAX - 1),
             policy,
         }
     }
@@ -55,7 +56,7 @@ impl MQueue {
 
     /// The bound.
     pub(crate) fn max_len(&self) -> usize {
-        self.max_len
+        self.max_len as usize
     }
 
     /// Appends `item`; if the queue is then over its bound, removes and
@@ -65,7 +66,7 @@ impl MQueue {
             self.qos0 += 1;
         }
         self.items.push_back(item);
-        if self.items.len() <= self.max_len {
+        if self.items.len() <= self.max_len as usize {
             return None;
         }
         let victim = match self.policy {
