@@ -142,6 +142,9 @@ impl State {
 pub(crate) struct Cell {
     id: u64,
     pub(crate) kill: AtomicBool,
+    /// Set by the process task after its first poll (which acknowledges the
+    /// start unless the process does so itself).
+    pub(crate) polled: AtomicBool,
     /// The process task's waker: woken by a kill and by every queued signal.
     pub(crate) waker: AtomicWaker,
     state: Mutex<State>,
@@ -162,6 +165,7 @@ impl Pid {
         let cell = Cell {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             kill: AtomicBool::new(false),
+            polled: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             state: Mutex::new(State::default()),
         };
@@ -296,6 +300,12 @@ impl Pid {
             st.rare().signals.push_back(sig);
         }
         self.0.waker.wake();
+    }
+
+    /// Whether signals wait in the queue.
+    pub(crate) fn has_signals(&self) -> bool {
+        let st = self.0.state.lock();
+        st.rare.as_ref().is_some_and(|r| !r.signals.is_empty())
     }
 
     /// The next queued signal, if any (the process's listener drains the queue whenever

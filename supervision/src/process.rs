@@ -123,7 +123,7 @@ where
         let mut guard = guard;
         let Some(pid) = guard.0.take() else { return };
         let mut ctx = Context::with_receiver(rx);
-        ctx.spawn(SignalListener { pid: pid.clone() });
+        ctx.spawn(SignalListener);
         let act = {
             let _enter = Enter::new(&pid);
             catch_unwind(AssertUnwindSafe(|| f(&mut ctx)))
@@ -134,7 +134,6 @@ where
                 actix_rt::spawn(ProcessTask {
                     fut: Some(fut),
                     pid,
-                    acked: false,
                 });
             }
             Err(payload) => pid.terminate(ExitReason::Panic(panic_message(&*payload))),
@@ -171,11 +170,12 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 /// Wraps an actor's `ContextFut`: every poll runs inside `catch_unwind` with the
 /// current pid set, so a panic in any handler becomes `ExitReason::Panic` for this
-/// process alone; a kill flag drops the actor at its next poll.
+/// process alone; a kill flag drops the actor at its next poll. (Whether
+/// the start was acknowledged is a flag in the pid's cell: this wrapper is in
+/// every process's task, so it holds nothing else.)
 struct ProcessTask<F> {
     fut: Option<F>,
     pid: Pid,
-    acked: bool,
 }
 
 impl<F> ProcessTask<F> {
@@ -210,8 +210,9 @@ impl<F: Future<Output = ()> + Unpin> Future for ProcessTask<F> {
         };
         match res {
             Ok(Poll::Pending) => {
-                if !this.acked {
-                    this.acked = true;
+                let cell = this.pid.cell();
+                if !cell.polled.load(Ordering::Relaxed) {
+                    cell.polled.store(true, Ordering::Relaxed);
                     if !this.pid.manual_ack() {
                         this.pid.ack_started();
                     }
@@ -244,10 +245,10 @@ impl<F> Drop for ProcessTask<F> {
 
 /// Lives in the actor's context and applies exit signals to it. It is polled with the
 /// process task's waker, which [`Pid`] wakes for every queued signal. It never
-/// finishes, which is what keeps a process alive without any `Addr`.
-struct SignalListener {
-    pid: Pid,
-}
+/// finishes, which is what keeps a process alive without any `Addr`. It holds nothing
+/// (so its box allocates nothing): it is polled inside its process task, whose pid is
+/// the thread's current one.
+struct SignalListener;
 
 impl<A> ActorFuture<A> for SignalListener
 where
@@ -261,16 +262,20 @@ where
         ctx: &mut Context<A>,
         _task: &mut TaskContext<'_>,
     ) -> Poll<()> {
-        while let Some(sig) = self.pid.next_signal() {
+        let pid = CURRENT.with(|c| c.borrow().as_ref().filter(|p| p.has_signals()).cloned());
+        let Some(pid) = pid else {
+            return Poll::Pending;
+        };
+        while let Some(sig) = pid.next_signal() {
             match sig {
                 Signal::Shutdown(reason) => {
-                    self.pid.request_exit(reason);
+                    pid.request_exit(reason);
                     ctx.stop();
                 }
                 Signal::Exit(exit) => {
-                    if let Some(exit) = self.pid.deliver_trapped(exit) {
+                    if let Some(exit) = pid.deliver_trapped(exit) {
                         if exit.reason != ExitReason::Normal {
-                            self.pid.request_exit(exit.reason);
+                            pid.request_exit(exit.reason);
                             ctx.stop();
                         }
                     }
