@@ -376,12 +376,11 @@ impl ChannelActor {
                     if let Some(info) = self.channel.info().filter(|_| self.registered) {
                         let subscribed = self.subscriber.get_or_insert_with(|| {
                             Box::new(Subscribed {
-                                sub: Subscriber {
-                                    id: self.id,
-                                    addr: ctx.address(),
-                                    client_id: info.client_id.clone(),
-                                    pending: Arc::default(),
-                                },
+                                sub: Subscriber::new(
+                                    self.id,
+                                    ctx.address(),
+                                    info.client_id.clone(),
+                                ),
                                 indexed: HashSet::new(),
                             })
                         });
