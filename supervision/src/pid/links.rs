@@ -3,11 +3,38 @@
 //! Nearly every process has exactly one link, to its supervisor, while a supervisor has
 //! one per child (tens of thousands under a dynamic supervisor). A `HashMap` would cost
 //! a heap allocation for that single link; [`Links`] keeps zero or one link inline and
-//! switches to a map only from the second one on.
+//! switches to a set only from the second one on: a set of pids found by id, one word
+//! per link (a map from id to pid would be two).
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 
 use super::Pid;
+
+/// A linked pid in a set, found by its id.
+pub(super) struct Linked(Pid);
+
+impl PartialEq for Linked {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id() == other.0.id()
+    }
+}
+
+impl Eq for Linked {}
+
+impl Hash for Linked {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `u64` hashes, so that the set can be searched by id.
+        self.0.id().hash(state);
+    }
+}
+
+impl Borrow<u64> for Linked {
+    fn borrow(&self) -> &u64 {
+        &self.0.cell().id
+    }
+}
 
 /// Linked processes, keyed by pid id.
 #[derive(Default)]
@@ -22,11 +49,15 @@ pub(super) enum Links {
         clippy::box_collection,
         reason = "keeps `Links` two words in every cell"
     )]
-    Many(Box<HashMap<u64, Pid>>),
+    Many(Box<HashSet<Linked>>),
 }
 
 impl Links {
     /// Adds a link (a second link to the same pid replaces the first).
+    #[expect(
+        clippy::mutable_key_type,
+        reason = "a linked pid hashes by its id, which never changes"
+    )]
     pub(super) fn insert(&mut self, pid: Pid) {
         match self {
             Links::None => *self = Links::One(pid),
@@ -35,13 +66,13 @@ impl Links {
                 let Links::One(one) = std::mem::take(self) else {
                     return;
                 };
-                let mut map = HashMap::with_capacity(2);
-                map.insert(one.id(), one);
-                map.insert(pid.id(), pid);
-                *self = Links::Many(Box::new(map));
+                let mut set = HashSet::with_capacity(2);
+                set.insert(Linked(one));
+                set.insert(Linked(pid));
+                *self = Links::Many(Box::new(set));
             }
-            Links::Many(map) => {
-                map.insert(pid.id(), pid);
+            Links::Many(set) => {
+                set.replace(Linked(pid));
             }
         }
     }
@@ -57,9 +88,9 @@ impl Links {
                 }
                 found
             }
-            Links::Many(map) => {
-                let found = map.remove(&id).is_some();
-                if map.is_empty() {
+            Links::Many(set) => {
+                let found = set.remove(&id);
+                if set.is_empty() {
                     *self = Links::None;
                 }
                 found
@@ -72,7 +103,7 @@ impl Links {
         match self {
             Links::None => false,
             Links::One(one) => one.id() == id,
-            Links::Many(map) => map.contains_key(&id),
+            Links::Many(set) => set.contains(&id),
         }
     }
 
@@ -81,7 +112,7 @@ impl Links {
         match self {
             Links::None => Vec::new(),
             Links::One(one) => vec![one],
-            Links::Many(map) => map.into_values().collect(),
+            Links::Many(set) => set.into_iter().map(|l| l.0).collect(),
         }
     }
 }
