@@ -1,5 +1,5 @@
-//! Keep-alive and CONNECT-timeout checks for every connection of one
-//! arbiter thread, from one timer.
+//! Keep-alive, CONNECT-timeout and session-expiry checks for every
+//! connection of one arbiter thread, from one timer.
 //!
 //! A connection whose keep alive is in force needs a check once per
 //! timeout (1.5 × its keep alive), not a timer of its own: an idle
@@ -13,7 +13,8 @@
 //!
 //! The CONNECT timeout (`mqtt.idle_timeout`) is checked the same way: a
 //! connection goes on the wheel when it is accepted, and the check finds
-//! whether CONNECT came. Each check names the tick it was scheduled for, so
+//! whether CONNECT came; so is the expiry of a session kept after its
+//! client left. Each check names the tick it was scheduled for, so
 //! an actor that has rescheduled since ignores the checks it superseded.
 
 use std::cell::RefCell;

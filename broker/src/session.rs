@@ -156,23 +156,6 @@ pub struct SessionStats {
     pub awaiting_rel_expired: u64,
 }
 
-impl SessionStats {
-    /// All counters at zero.
-    pub const ZERO: SessionStats = SessionStats {
-        delivered: 0,
-        resent: 0,
-        acked: 0,
-        enqueued: 0,
-        dropped: DropStats {
-            expired: 0,
-            queue_full: 0,
-            qos0_offline: 0,
-            no_local: 0,
-        },
-        awaiting_rel_expired: 0,
-    };
-}
-
 /// The session expiry interval that means "never expires".
 const NEVER: u32 = u32::MAX;
 
@@ -346,9 +329,8 @@ impl Session {
     }
 
     /// Counters since creation.
-    pub fn stats(&self) -> &SessionStats {
-        static NONE: SessionStats = SessionStats::ZERO;
-        self.stats.as_deref().unwrap_or(&NONE)
+    pub fn stats(&self) -> SessionStats {
+        self.stats.as_deref().copied().unwrap_or_default()
     }
 
     /// The counters, to count in.
@@ -731,7 +713,7 @@ impl Session {
             mqueue_max: self.mqueue.max_len(),
             awaiting_rel: self.awaiting_rel.len(),
             awaiting_rel_max: self.config.max_awaiting_rel,
-            stats: *self.stats(),
+            stats: self.stats(),
         }
     }
 

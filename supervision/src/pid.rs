@@ -71,12 +71,11 @@ struct State {
     rare: Option<Box<Rare>>,
     phase: Phase,
     /// The end has run (names freed, links signalled); set before `phase` becomes
-    /// `Exited`, which also waits for the names to be freed.
+    /// `Exited`, which also waits for the names to be freed. Signals sent from then
+    /// on are dropped (they would otherwise pile up, and `Exit { from }` pids could
+    /// keep dead processes alive in a cycle).
     exited: bool,
     manual_ack: bool,
-    /// Set when the process ends: later signals are dropped (they would otherwise pile
-    /// up, and `Exit { from }` pids could keep dead processes alive in a cycle).
-    signals_closed: bool,
 }
 
 /// The state only some processes use.
@@ -292,7 +291,7 @@ impl Pid {
     pub(crate) fn signal(&self, sig: Signal) {
         {
             let mut st = self.0.state.lock();
-            if st.signals_closed {
+            if st.exited {
                 // The process is already gone: nothing to do (`sig` drops unlocked).
                 drop(st);
                 return;
@@ -472,7 +471,6 @@ impl Pid {
                 return;
             }
             st.exited = true;
-            st.signals_closed = true;
             st.addr = None;
             let rare = st.rare.as_mut().map(|r| {
                 (
