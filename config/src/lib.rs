@@ -49,10 +49,12 @@ mod error;
 mod load;
 mod schema;
 mod sources;
+mod support;
 mod types;
 
 pub use error::{ConfigError, Warning};
 pub use load::{check_file, default_file, LoadOptions, Loaded};
 pub use schema::*;
 pub use sources::{EnvSource, Hocon, HoconSource, OverrideSource};
+pub use support::{schema_keys, support, Support, KEYS};
 pub use types::{Bind, ByteSize, Duration, Limit, NodeName, NodeNameError, Quantity};

@@ -5,7 +5,7 @@
 //! struct's `Default`, which is also what the embedded default file says (a
 //! test checks that the two agree).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 
@@ -19,7 +19,7 @@ macro_rules! keyword_enum {
         default $default:ident
     ) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
         pub enum $name {
             $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
         }
@@ -88,7 +88,7 @@ pub(crate) const ROOTS: &[&str] = &[
 ];
 
 /// A node's whole configuration.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// This node: name, cookie, data directory, role.
@@ -119,6 +119,9 @@ impl Config {
     /// Checks ranges and cross-field rules; the first problem is returned as
     /// one `config error:` line naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        // What the node cannot do is said first: a TLS listener without
+        // certificates is refused for being TLS, not for the certificates.
+        self.check_supported()?;
         self.node.validate()?;
         self.cluster.validate(&self.node)?;
         self.listeners.validate()?;

@@ -603,3 +603,25 @@ mod tests {
         }
     }
 }
+
+/// Serializes a value as the text the configuration would spell it with.
+macro_rules! serialize_as_text {
+    ($($ty:ty),+) => {$(
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    )+};
+}
+
+serialize_as_text!(ByteSize, Duration, Bind, NodeName);
+
+impl<T: serde::Serialize> serde::Serialize for Limit<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Infinity => s.serialize_str("infinity"),
+            Self::Finite(v) => v.serialize(s),
+        }
+    }
+}

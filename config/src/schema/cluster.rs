@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{check, is_set};
 use crate::error::ConfigError;
@@ -24,7 +24,7 @@ keyword_enum! {
 }
 
 /// `node`: this node's identity.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Node {
     /// `name@host`; the host must be reachable by the other nodes.
@@ -103,7 +103,7 @@ keyword_enum! {
 }
 
 /// `cluster.static`.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StaticDiscovery {
     /// Nodes to join; list the cores only. A comma-separated string works too.
@@ -112,7 +112,7 @@ pub struct StaticDiscovery {
 }
 
 /// `cluster.dns`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DnsDiscovery {
     /// The name to resolve.
@@ -131,7 +131,7 @@ impl Default for DnsDiscovery {
 }
 
 /// `cluster.dist.tls`: mutual TLS on the distribution links.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DistTls {
     /// Use TLS; then all three files are required.
@@ -145,7 +145,7 @@ pub struct DistTls {
 }
 
 /// `cluster.dist`: the gRPC distribution layer (Erlang distribution's role).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Dist {
     /// Listening address; unset means 0.0.0.0 on 4370 + N for `nameN@host`.
@@ -177,7 +177,7 @@ impl Default for Dist {
 }
 
 /// `cluster`: membership, discovery and replication.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Cluster {
     /// Cluster name; nodes of different clusters refuse each other.

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{check, is_set};
 use crate::error::ConfigError;
 use crate::types::{comma_list, Bind, ByteSize, Duration, Limit};
 
 /// `tcp_options`, shared by the TCP-based listener types.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TcpOptions {
     /// Listen backlog.
@@ -60,7 +60,7 @@ keyword_enum! {
 }
 
 /// `ssl_options`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SslOptions {
     /// CA certificates for verifying clients (PEM).
@@ -110,7 +110,7 @@ keyword_enum! {
 }
 
 /// `websocket` options of ws and wss listeners.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebsocketOptions {
     /// HTTP path of the MQTT endpoint.
@@ -167,7 +167,7 @@ macro_rules! listener {
         { $($(#[$fmeta:meta])* $field:ident: $ty:ty = $default:expr,)* }
     ) => {
         $(#[$meta])*
-        #[derive(Clone, Debug, PartialEq, Deserialize)]
+        #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
         #[serde(default, deny_unknown_fields)]
         pub struct $name {
             /// Whether the listener is started.
@@ -286,7 +286,7 @@ view!(WssListener, "wss", |l| ssl: Some(&l.ssl_options), ws: Some(&l.websocket))
 view!(QuicListener, "quic", |l| ssl: Some(&l.ssl_options), ws: None);
 
 /// `listeners`: named listeners of each type.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Listeners {
     /// TCP listeners; `default` on 0.0.0.0:1883 is enabled.

@@ -1,6 +1,6 @@
 //! `mqtt` and `retainer`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::check;
 use crate::error::ConfigError;
@@ -51,7 +51,7 @@ keyword_enum! {
 }
 
 /// `mqtt`: protocol limits and session settings, with EMQX 5.8's defaults.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Mqtt {
     /// Close a connection that sends no CONNECT within this time.
@@ -216,7 +216,7 @@ impl Mqtt {
 }
 
 /// `retainer`: the retained-message store.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Retainer {
     /// Whether retained messages are stored.

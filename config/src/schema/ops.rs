@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::check;
 use crate::error::ConfigError;
@@ -59,7 +59,7 @@ keyword_enum! {
 }
 
 /// `log.console` (EMQX 5.0 spelling `log.console_handler` accepted).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsoleLog {
     /// Log to standard output.
@@ -81,7 +81,7 @@ impl Default for ConsoleLog {
 }
 
 /// `log.file`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FileLog {
     /// Log to a file.
@@ -112,7 +112,7 @@ impl Default for FileLog {
 }
 
 /// `log`.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Log {
     /// Console handler.
@@ -143,7 +143,7 @@ impl Log {
 
 /// `prometheus`: metrics served at `/metrics` and
 /// `/api/v5/prometheus/stats` on the admin endpoint.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Prometheus {
     /// Serve metrics.
@@ -155,7 +155,7 @@ pub struct Prometheus {
 impl Default for Prometheus {
     fn default() -> Self {
         Self {
-            enable: true,
+            enable: false,
             enable_basic_auth: false,
         }
     }
@@ -163,7 +163,7 @@ impl Default for Prometheus {
 
 /// `admin`: the gRPC admin API, `/metrics` and `/health` (EMQX's dashboard
 /// port).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Admin {
     /// Serve the admin endpoint.
@@ -176,14 +176,14 @@ impl Default for Admin {
     fn default() -> Self {
         Self {
             enable: true,
-            bind: Bind::any(18083),
+            bind: Bind(std::net::SocketAddr::from(([127, 0, 0, 1], 18083))),
         }
     }
 }
 
 /// `sys_topics.sys_event_messages`: which client events are published under
 /// `$SYS/brokers/<node>/clients/...`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SysEventMessages {
     /// `.../connected`.
@@ -199,8 +199,8 @@ pub struct SysEventMessages {
 impl Default for SysEventMessages {
     fn default() -> Self {
         Self {
-            client_connected: true,
-            client_disconnected: true,
+            client_connected: false,
+            client_disconnected: false,
             client_subscribed: false,
             client_unsubscribed: false,
         }
@@ -208,7 +208,7 @@ impl Default for SysEventMessages {
 }
 
 /// `sys_topics`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SysTopics {
     /// Period of `$SYS` stats and metrics messages, or `disabled`.
@@ -224,8 +224,8 @@ pub struct SysTopics {
 impl Default for SysTopics {
     fn default() -> Self {
         Self {
-            sys_msg_interval: Some(Duration::mins(1)),
-            sys_heartbeat_interval: Some(Duration::secs(30)),
+            sys_msg_interval: None,
+            sys_heartbeat_interval: None,
             sys_event_messages: SysEventMessages::default(),
         }
     }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{check, is_set};
 use crate::error::ConfigError;
@@ -70,7 +70,7 @@ keyword_enum! {
 }
 
 /// `password_hash_algorithm` of the built-in database.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PasswordHash {
     /// `plain`, `md5`, `sha`, `sha256`, `sha512`, `bcrypt` or `pbkdf2`.
@@ -89,7 +89,7 @@ impl Default for PasswordHash {
 }
 
 /// One entry of `authentication = [ ... ]`, in EMQX's shape.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Authenticator {
     /// Whether this authenticator is used.
@@ -215,7 +215,7 @@ keyword_enum! {
 }
 
 /// `authorization.cache`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthzCache {
     /// Cache decisions per client.
@@ -250,7 +250,7 @@ keyword_enum! {
 }
 
 /// One entry of `authorization.sources`, in EMQX's shape.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthzSource {
     /// The kind of source.
@@ -288,7 +288,7 @@ impl Default for AuthzSource {
 }
 
 /// `authorization`.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Authorization {
     /// Decision when no source has a matching rule.

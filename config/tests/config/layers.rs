@@ -28,7 +28,7 @@ fn no_file_gives_a_working_single_node() {
         .collect();
     assert_eq!(enabled, [("tcp", "default".to_owned(), Bind::any(1883))]);
     assert_eq!(config.listeners.ws["default"].bind, Bind::any(8083));
-    assert_eq!(config.admin.bind, Bind::any(18083));
+    assert_eq!(config.admin.bind.to_string(), "127.0.0.1:18083");
     assert_eq!(config.mqtt.max_packet_size, ByteSize(1_048_576));
     assert_eq!(config.mqtt.session_expiry_interval, Duration::hours(2));
     assert_eq!(config.mqtt.max_subscriptions, Limit::Infinity);
@@ -80,7 +80,7 @@ cluster {
 }
 listeners.tcp.default { bind = "0.0.0.0:1883", max_connections = infinity }
 listeners.tcp.internal { bind = 11883, max_connections = 1000 }
-listeners.ws.default  { enable = true, bind = "0.0.0.0:8083", websocket.mqtt_path = "/mqtt" }
+listeners.tcp.edge { bind = "0.0.0.0:2883", mountpoint = "edge/" }
 mqtt {
   max_packet_size = 4KB
   session_expiry_interval = 1h30m
@@ -90,12 +90,12 @@ mqtt {
   retry_interval = 30s
 }
 authentication = [
-  { mechanism = password_based, backend = built_in_database, user_id_type = clientid }
+  { enable = false, mechanism = password_based, backend = built_in_database, user_id_type = clientid }
 ]
-authorization { no_match = deny, deny_action = disconnect, sources = [{ type = file, path = "etc/acl.conf" }] }
+authorization { no_match = allow, deny_action = disconnect, sources = [{ type = file, enable = false, path = "etc/acl.conf" }] }
 log.console { level = notice, formatter = json }
 prometheus.enable_basic_auth = false
-sys_topics { sys_msg_interval = disabled, sys_heartbeat_interval = 30s }
+sys_topics { sys_msg_interval = disabled, sys_heartbeat_interval = disabled }
 "#,
     )
     .expect("file loads");
@@ -153,7 +153,8 @@ fn environment_overrides_scalars_lists_and_objects() {
                 "GIRDER_LISTENERS__TCP__EXTRA",
                 "{bind = 1884, max_connections = 100}",
             ),
-            ("GIRDER_LISTENERS__WS__DEFAULT__ENABLE", "true"),
+            ("GIRDER_LISTENERS__WS__DEFAULT__ENABLE", "false"),
+            ("GIRDER_LISTENERS__WS__DEFAULT__BIND", "8090"),
             ("GIRDER_NODE__COOKIE", "s3cr#t"),
             ("PATH", "/usr/bin"),
         ],
@@ -173,7 +174,8 @@ fn environment_overrides_scalars_lists_and_objects() {
     assert_eq!(c.listeners.tcp["default"].bind.to_string(), "0.0.0.0:11883");
     assert_eq!(c.listeners.tcp["extra"].bind, Bind::any(1884));
     assert_eq!(c.listeners.tcp["extra"].max_connections, Limit::Finite(100));
-    assert!(c.listeners.ws["default"].enable);
+    assert!(!c.listeners.ws["default"].enable);
+    assert_eq!(c.listeners.ws["default"].bind, Bind::any(8090));
 }
 
 #[test]
@@ -384,7 +386,7 @@ fn files_resolve_substitutions_from_the_given_env_and_includes() {
 #[test]
 fn arrays_may_be_written_as_index_maps() {
     let c = load_text(
-        "authentication.1 { mechanism = jwt, secret = abc }\nauthentication.2 { backend = http, url = \"http://a/auth\" }\n",
+        "authentication.1 { enable = false, mechanism = jwt, secret = abc }\nauthentication.2 { enable = false, backend = http, url = \"http://a/auth\" }\n",
     )
     .expect("loads");
     assert_eq!(c.authentication.len(), 2);
