@@ -114,10 +114,14 @@ fn start(file: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(err) = logging::init(&loaded.config.log) {
-        eprintln!("girder: cannot set up logging: {err:#}");
-        return ExitCode::FAILURE;
-    }
+    // Held to the end: dropping it flushes the log file.
+    let _log_guard = match logging::init(&loaded.config.log) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("girder: cannot set up logging: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     for warning in &loaded.warnings {
         warn!(%warning, "config_warning");
     }

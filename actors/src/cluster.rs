@@ -9,7 +9,7 @@ use girder_cluster::rlog::{Rlog, RlogOptions, Role, ShardKind, ShardSpec};
 use girder_cluster::{ClusterHandle, ClusterOptions, Discovery, NodeName};
 use girder_config::{Config, DbRole, DiscoveryStrategy};
 use tokio::sync::oneshot;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::node::NodeError;
 
@@ -32,7 +32,8 @@ pub fn cluster_options(config: &Config) -> Result<ClusterOptions, NodeError> {
         DiscoveryStrategy::Dns => Discovery::Dns {
             name: cluster.dns.name.clone(),
         },
-        DiscoveryStrategy::Manual | DiscoveryStrategy::Singleton => Discovery::Manual,
+        DiscoveryStrategy::Manual => Discovery::Manual,
+        DiscoveryStrategy::Singleton => Discovery::Singleton,
     };
     let mut options = ClusterOptions::new(&node.name.to_string(), &node.cookie, &cluster.name)
         .map_err(|e| NodeError::Config(e.to_string()))?;
@@ -49,6 +50,7 @@ pub fn cluster_options(config: &Config) -> Result<ClusterOptions, NodeError> {
             .unwrap_or(u32::MAX);
     options.connect_timeout = cluster.dist.connect_timeout.0;
     options.fault_injection = cluster.dist.fault_injection;
+    options.autoclean = Some(cluster.autoclean.0).filter(|d| !d.is_zero());
     let tls = &cluster.dist.tls;
     if tls.enable {
         let file = |f: &Option<std::path::PathBuf>, key: &str| {
@@ -142,6 +144,16 @@ impl ClusterSide {
             .await
             .map_err(|e| NodeError::Cluster(format!("distribution on {dist_bind}: {e}")))?;
         info!(node = %handle.node(), addr = %handle.local_addr(), "distribution_started");
+        if config.node.cookie == girder_config::Node::default().cookie
+            && !handle.local_addr().ip().is_loopback()
+        {
+            warn!(
+                addr = %handle.local_addr(),
+                "node.cookie is the default one while the distribution port is reachable \
+                 from other hosts: anyone who knows the default can join this cluster; set \
+                 node.cookie to a secret of your own"
+            );
+        }
         let rlog_opts = rlog_options(config)?;
         std::fs::create_dir_all(&config.node.data_dir).map_err(|e| {
             NodeError::Config(format!(

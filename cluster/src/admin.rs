@@ -158,7 +158,9 @@ fn status(e: ClusterError) -> Status {
             Status::invalid_argument(e.to_string())
         }
         ClusterError::NotAMember(_) => Status::not_found(e.to_string()),
-        ClusterError::FaultInjectionDisabled => Status::failed_precondition(e.to_string()),
+        ClusterError::FaultInjectionDisabled | ClusterError::Singleton => {
+            Status::failed_precondition(e.to_string())
+        }
         _ => Status::unavailable(e.to_string()),
     }
 }

@@ -9,7 +9,7 @@ use girder_proto::dist::dist_client::DistClient;
 use rand::Rng;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::handshake::{Handshake, HandshakeError, RejectReason};
 use crate::link::{self, LinkIo, MAX_FRAME};
@@ -148,7 +148,7 @@ pub(crate) async fn connector(node: Arc<Node>, peer: NodeName) {
 /// Resolves the discovery strategy to nodes to dial.
 async fn resolve(node: &Node) -> Vec<Target> {
     match &node.opts.discovery {
-        Discovery::Manual => Vec::new(),
+        Discovery::Manual | Discovery::Singleton => Vec::new(),
         Discovery::Static { seeds } => seeds.iter().filter_map(|s| Target::parse(s).ok()).collect(),
         Discovery::Dns { name } => {
             let port = node
@@ -157,7 +157,9 @@ async fn resolve(node: &Node) -> Vec<Target> {
                 .and_then(|(_, p)| p.parse::<u16>().ok())
                 .unwrap_or(0);
             match tokio::net::lookup_host((name.as_str(), port)).await {
+                // A records: node names carry IPv4 hosts.
                 Ok(addrs) => addrs
+                    .filter(std::net::SocketAddr::is_ipv4)
                     .filter_map(|a| {
                         let node =
                             NodeName::parse(&format!("{}@{}", node.me.name(), a.ip())).ok()?;
@@ -171,6 +173,38 @@ async fn resolve(node: &Node) -> Vec<Target> {
                     debug!(%name, cause = %e, "dns discovery failed");
                     Vec::new()
                 }
+            }
+        }
+    }
+}
+
+/// Removes every member that has had no link for `after` (EMQX's
+/// `cluster.autoclean`), as `force_leave` does: checked every `after / 4`
+/// (at most every 5 s, at least every 100 ms), so a member goes at most a
+/// quarter of `after` late.
+pub(crate) async fn autoclean(node: Arc<Node>, after: Duration) {
+    let every = (after / 4).clamp(
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+    );
+    let mut down_since: std::collections::HashMap<NodeName, tokio::time::Instant> =
+        std::collections::HashMap::new();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = node.shutdown.cancelled() => return,
+        }
+        let now = tokio::time::Instant::now();
+        let (_, stopped) = node.status();
+        down_since.retain(|n, _| stopped.contains(n));
+        for member in stopped {
+            let since = *down_since.entry(member.clone()).or_insert(now);
+            if now.duration_since(since) >= after && !node.is_left() {
+                info!(node = %member, down_for = ?after, "autoclean removes a member");
+                if let Err(e) = node.force_leave(&member) {
+                    debug!(node = %member, cause = %e, "autoclean");
+                }
+                down_since.remove(&member);
             }
         }
     }

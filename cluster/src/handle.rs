@@ -72,6 +72,9 @@ pub async fn start(options: ClusterOptions) -> Result<ClusterHandle, ClusterErro
         }
     });
     node.tasks.spawn(dial::discovery(node.clone()));
+    if let Some(after) = node.opts.autoclean {
+        node.tasks.spawn(dial::autoclean(node.clone(), after));
+    }
     let handle = ClusterHandle { node, bound };
     builtin::register(&handle)?;
     info!(node = %handle.node(), addr = %handle.node.addr, "distribution listener started");
@@ -315,6 +318,9 @@ impl ClusterHandle {
     /// belongs to, and waits for the link. A node that had left joins again.
     pub async fn join(&self, target: &str) -> Result<(), ClusterError> {
         let target = Target::parse(target)?;
+        if self.node.opts.discovery == crate::options::Discovery::Singleton {
+            return Err(ClusterError::Singleton);
+        }
         if target.node == self.node.me {
             return Err(ClusterError::SelfTarget(target.node));
         }

@@ -197,6 +197,7 @@ impl Node {
 
     fn refuses_links(&self, state: &State, peer: &NodeName) -> bool {
         self.shutdown.is_cancelled()
+            || self.opts.discovery == crate::options::Discovery::Singleton
             || !state.members.is_joined(&self.me)
             || state.faults.get(peer).is_some_and(|f| f.is_cut())
     }

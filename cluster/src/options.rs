@@ -145,6 +145,9 @@ pub enum Discovery {
         /// The DNS name to resolve.
         name: String,
     },
+    /// `singleton`: the node never clusters. It dials nobody, refuses
+    /// every link offered to it, and `join` fails.
+    Singleton,
 }
 
 /// Reconnect backoff after a link drops or a dial fails.
@@ -339,6 +342,9 @@ pub struct ClusterOptions {
     pub fault_injection: bool,
     /// Mutual TLS on every link, accepted and dialed; `None`: plain HTTP/2.
     pub tls: Option<DistTls>,
+    /// `cluster.autoclean`: a member without a link for this long is
+    /// removed from the cluster, as by `force_leave`; `None`: never.
+    pub autoclean: Option<Duration>,
 }
 
 impl fmt::Debug for ClusterOptions {
@@ -378,6 +384,7 @@ impl ClusterOptions {
             backoff: Backoff::default(),
             fault_injection: false,
             tls: None,
+            autoclean: None,
         })
     }
 

@@ -195,9 +195,10 @@ pub struct Cluster {
     pub core_nodes: Vec<NodeName>,
     /// Replication backend.
     pub db_backend: DbBackend,
-    /// Remove a node from the cluster after it has been down this long.
+    /// Remove a member from the cluster after it has been down this long
+    /// (`0s`: never), as `girder ctl cluster force-leave` does.
     pub autoclean: Duration,
-    /// Heal partitions automatically.
+    /// Heal partitions automatically (the only behaviour: `false` is refused).
     pub autoheal: bool,
     /// The distribution layer.
     pub dist: Dist,

@@ -131,6 +131,12 @@ impl Log {
                 "a file path when log.file.enable = true",
             )?;
             check(
+                self.file.rotation_size.bytes() >= 1024,
+                "log.file.rotation_size",
+                self.file.rotation_size,
+                "at least 1KB",
+            )?;
+            check(
                 self.file.rotation_count >= 1,
                 "log.file.rotation_count",
                 self.file.rotation_count,

@@ -157,7 +157,7 @@ fn out_of_range_values_fail_validation() {
             "config error: node.role = replicant: expected core when cluster.discovery_strategy = singleton (from FILE)",
         ),
         (
-            "authentication = [{ mechanism = password_based }]",
+            "authentication = [{ enable = false, mechanism = password_based }]",
             "config error: authentication.1.backend = unset: expected one of built_in_database, http for mechanism = password_based",
         ),
         (
