@@ -62,6 +62,8 @@ pub struct Spec {
     /// `cluster.static.seeds` as `name@host:port`; empty means
     /// `discovery_strategy = manual`.
     pub seeds: Vec<String>,
+    /// More HOCON, appended to the generated file (its keys win).
+    pub extra: String,
 }
 
 impl Spec {
@@ -78,6 +80,7 @@ impl Spec {
             cookie: "girder-test".into(),
             cluster: "girdercl".into(),
             seeds: Vec::new(),
+            extra: String::new(),
         })
     }
 
@@ -114,7 +117,7 @@ impl Spec {
              connect_timeout = 1s\n    fault_injection = true\n  }}\n}}\n\
              listeners.tcp.default.bind = \"{ip}:{mqtt}\"\n\
              admin.bind = \"{ip}:{admin}\"\n\
-             log.console.level = info\n",
+             log.console.level = info\n{extra}",
             name = self.name,
             cookie = self.cookie,
             data = data_dir.display().to_string(),
@@ -125,6 +128,7 @@ impl Spec {
             admin = self.admin_port,
             hb = HEARTBEAT_INTERVAL.as_millis(),
             hbt = HEARTBEAT_TIMEOUT.as_millis(),
+            extra = self.extra,
         );
         conf
     }
@@ -295,6 +299,11 @@ impl Node {
 
     fn ctl_raw(&self, args: &[&str]) -> Result<std::process::Output> {
         ctl_output(&self.spec, args)
+    }
+
+    /// The node's data directory (`node.data_dir`).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
     }
 
     /// `ctl cluster status`, checked to come from this node.

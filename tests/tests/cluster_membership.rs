@@ -118,3 +118,55 @@ fn a_node_killed_with_sigkill_rejoins_by_itself_when_restarted() -> anyhow::Resu
     }
     Ok(())
 }
+
+#[test]
+fn autoclean_removes_a_member_that_stays_down() -> anyhow::Result<()> {
+    let specs = specs(67, 3, true)?
+        .into_iter()
+        .map(|s| girder_tests::cluster::Spec {
+            extra: "cluster.autoclean = 2s\n".into(),
+            ..s
+        })
+        .collect();
+    let mut nodes = Node::start_all(specs)?;
+    let all = sorted(nodes.iter().map(|n| n.spec.name.as_str()));
+    for n in &nodes {
+        n.wait_for("all three running", |m| {
+            m.running == all && m.stopped.is_empty()
+        })?;
+    }
+    nodes[1].kill();
+    let n2 = nodes[1].spec.name.clone();
+    let survivors = sorted([nodes[0].spec.name.as_str(), nodes[2].spec.name.as_str()]);
+    // First listed as stopped (as without autoclean, see the test above),
+    // then removed from the cluster.
+    nodes[0].wait_for("n2 stopped", |m| m.stopped == [n2.clone()])?;
+    for i in [0, 2] {
+        nodes[i].wait_for("n2 removed", |m| {
+            m.running == survivors && m.stopped.is_empty()
+        })?;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_singleton_node_never_joins_nor_is_joined() -> anyhow::Result<()> {
+    let [lone, other] = <[girder_tests::cluster::Spec; 2]>::try_from(specs(68, 2, false)?)
+        .map_err(|_| anyhow::anyhow!("two specs"))?;
+    let lone = girder_tests::cluster::Spec {
+        extra: "cluster.discovery_strategy = singleton\n".into(),
+        ..lone
+    };
+    let (lone_target, other_target) = (lone.target(), other.target());
+    let nodes = Node::start_all(vec![lone, other])?;
+    let [lone, other] = &nodes[..] else {
+        unreachable!("two nodes")
+    };
+    let refused = lone.ctl_fails(&["cluster", "join", &other_target])?;
+    assert!(refused.contains("singleton"), "{refused}");
+    let refused = other.ctl_fails(&["cluster", "join", &lone_target])?;
+    assert!(refused.contains("failed"), "{refused}");
+    let alone = sorted([lone.spec.name.as_str()]);
+    lone.wait_for("alone", |m| m.running == alone && m.stopped.is_empty())?;
+    Ok(())
+}
