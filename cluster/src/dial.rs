@@ -183,10 +183,7 @@ async fn resolve(node: &Node) -> Vec<Target> {
 /// (at most every 5 s, at least every 100 ms), so a member goes at most a
 /// quarter of `after` late.
 pub(crate) async fn autoclean(node: Arc<Node>, after: Duration) {
-    let every = (after / 4).clamp(
-        Duration::from_millis(100),
-        Duration::from_secs(5),
-    );
+    let every = (after / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let mut down_since: std::collections::HashMap<NodeName, tokio::time::Instant> =
         std::collections::HashMap::new();
     loop {

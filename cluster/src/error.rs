@@ -61,7 +61,9 @@ pub enum ClusterError {
     #[error("cannot decode the payload: {0}")]
     Decode(#[from] prost::DecodeError),
     /// This node runs as a singleton and never joins a cluster.
-    #[error("this node runs with cluster.discovery_strategy = singleton: it never joins a cluster")]
+    #[error(
+        "this node runs with cluster.discovery_strategy = singleton: it never joins a cluster"
+    )]
     Singleton,
     /// A handshake with a peer failed.
     #[error("handshake with {peer} failed: {source}")]

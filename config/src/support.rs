@@ -15,11 +15,11 @@
 //! when one has no entry, so a key cannot be added without deciding which.
 
 use crate::error::ConfigError;
-use Support::{Refused, Under, Wired};
 use crate::schema::{
     Authenticator, AuthzSource, Config, DiscoveryStrategy, DnsRecordType, NoMatch, PeerCertAs,
     QuicListener,
 };
+use Support::{Refused, Under, Wired};
 
 /// Where a key stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,15 +124,15 @@ pub const KEYS: &[(&str, Support)] = &[
         },
     ),
     ("cluster.owned_rows_grace_period", Wired("tests/tests/cluster_roles.rs")),
-    ("cluster.dist.bind", Wired("tests/tests/cluster_membership.rs")),
-    ("cluster.dist.heartbeat_interval", Wired("tests/tests/cluster_faults.rs")),
+    ("cluster.dist.bind", Wired("tests/src/cluster.rs")),
+    ("cluster.dist.heartbeat_interval", Wired("tests/src/cluster.rs")),
     ("cluster.dist.heartbeat_timeout", Wired("tests/tests/cluster_faults.rs")),
-    ("cluster.dist.connect_timeout", Wired("tests/tests/cluster_faults.rs")),
-    ("cluster.dist.fault_injection", Wired("tests/tests/cluster_faults.rs")),
-    ("cluster.dist.tls.enable", Wired("cluster/tests/t20_tls.rs")),
-    ("cluster.dist.tls.certfile", Wired("cluster/tests/t20_tls.rs")),
-    ("cluster.dist.tls.keyfile", Wired("cluster/tests/t20_tls.rs")),
-    ("cluster.dist.tls.cacertfile", Wired("cluster/tests/t20_tls.rs")),
+    ("cluster.dist.connect_timeout", Wired("tests/src/cluster.rs")),
+    ("cluster.dist.fault_injection", Wired("tests/src/cluster.rs")),
+    ("cluster.dist.tls.enable", Wired("tests/tests/cluster_tls.rs")),
+    ("cluster.dist.tls.certfile", Wired("tests/tests/cluster_tls.rs")),
+    ("cluster.dist.tls.keyfile", Wired("tests/tests/cluster_tls.rs")),
+    ("cluster.dist.tls.cacertfile", Wired("tests/tests/cluster_tls.rs")),
     // listeners.tcp
     ("listeners.tcp.*.enable", Wired("tests/tests/mqtt_listener.rs")),
     ("listeners.tcp.*.bind", Wired("tests/tests/mqtt_listener.rs")),

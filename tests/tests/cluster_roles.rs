@@ -29,8 +29,8 @@ fn wait_clients(node: &Node, want: u64) -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replicant_follows_its_core_and_a_gone_nodes_rows_go_after_the_grace_period(
-) -> Result<()> {
+async fn a_replicant_follows_its_core_and_a_gone_nodes_rows_go_after_the_grace_period() -> Result<()>
+{
     let [core, replicant] =
         <[Spec; 2]>::try_from(specs(69, 2, false)?).map_err(|_| anyhow::anyhow!("two specs"))?;
     let grace = "cluster.owned_rows_grace_period = 2s\n";
@@ -58,8 +58,7 @@ async fn a_replicant_follows_its_core_and_a_gone_nodes_rows_go_after_the_grace_p
 
     // Each node's client rows reach the other.
     let on_core = RawClient::connected(core_mqtt, &Connect::v311(&unique("c"))).await?;
-    let on_replicant =
-        RawClient::connected(replicant_mqtt, &Connect::v311(&unique("r"))).await?;
+    let on_replicant = RawClient::connected(replicant_mqtt, &Connect::v311(&unique("r"))).await?;
     wait_clients(&nodes[0], 2)?;
     wait_clients(&nodes[1], 2)?;
 

@@ -21,7 +21,10 @@ async fn max_qos_allowed_caps_granted_qos_and_is_announced() -> Result<()> {
     let Some(b) = Broker::with_config("mqtt.max_qos_allowed = 1\n")? else {
         return Ok(());
     };
-    assert_eq!(connack_prop(&b, prop::MAXIMUM_QOS).await?, Some(Prop::Byte(1)));
+    assert_eq!(
+        connack_prop(&b, prop::MAXIMUM_QOS).await?,
+        Some(Prop::Byte(1))
+    );
     let mut c = RawClient::connected(b.addr, &Connect::v311(&unique("q"))).await?;
     assert_eq!(c.subscribe(1, &[(&unique("t/q"), 2)]).await?, [1]);
     let d = Broker::start()?;
@@ -32,7 +35,10 @@ async fn max_qos_allowed_caps_granted_qos_and_is_announced() -> Result<()> {
 
 #[tokio::test]
 async fn retain_available_false_refuses_retained_publishes() -> Result<()> {
-    for conf in ["mqtt.retain_available = false\n", "retainer.enable = false\n"] {
+    for conf in [
+        "mqtt.retain_available = false\n",
+        "retainer.enable = false\n",
+    ] {
         let Some(b) = Broker::with_config(conf)? else {
             return Ok(());
         };
@@ -42,8 +48,12 @@ async fn retain_available_false_refuses_retained_publishes() -> Result<()> {
             "{conf}"
         );
         let mut c = RawClient::connected(b.addr, &Connect::v5(&unique("r"))).await?;
-        c.send(&Publish::new(&unique("t/r"), b"x").retain().encode(Version::V5))
-            .await?;
+        c.send(
+            &Publish::new(&unique("t/r"), b"x")
+                .retain()
+                .encode(Version::V5),
+        )
+        .await?;
         let closed = c.closed_within(Duration::from_secs(3)).await?;
         assert_eq!(closed.disconnect_reason(), Some(0x9A), "{conf}: {closed:?}");
     }
@@ -58,7 +68,9 @@ async fn wildcard_subscription_false_refuses_wildcards() -> Result<()> {
         return Ok(());
     };
     let mut c = RawClient::connected(b.addr, &Connect::v5(&unique("w"))).await?;
-    let codes = c.subscribe(1, &[("a/+", 0), ("a/#", 0), ("a/b", 0)]).await?;
+    let codes = c
+        .subscribe(1, &[("a/+", 0), ("a/#", 0), ("a/b", 0)])
+        .await?;
     assert_eq!(codes, [0xA2, 0xA2, 0]);
     let d = Broker::start()?;
     let mut c = RawClient::connected(d.addr, &Connect::v5(&unique("w"))).await?;
@@ -225,8 +237,13 @@ async fn retainer_max_payload_size_keeps_larger_messages_out_of_the_store() -> R
     p.publish(&Publish::new(&large, &[b'x'; 64]).retain())
         .await?;
     let mut s = RawClient::connected(b.addr, &Connect::v311(&unique("s"))).await?;
-    s.send(&subscribe(Version::V311, 1, &[(&small, 0), (&large, 0)], &Vec::new()))
-        .await?;
+    s.send(&subscribe(
+        Version::V311,
+        1,
+        &[(&small, 0), (&large, 0)],
+        &Vec::new(),
+    ))
+    .await?;
     let mut retained = Vec::new();
     while let Some(f) = s.recv_within(QUIET).await? {
         if f.kind() == kind::PUBLISH {

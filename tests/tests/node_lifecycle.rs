@@ -154,3 +154,95 @@ fn environment_overrides_the_file() -> Result<()> {
     assert!(node.log().contains("envnode@127.0.0.1"), "{}", node.log());
     Ok(())
 }
+
+#[test]
+fn security_settings_the_node_cannot_honour_are_refused_not_ignored() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cases = [
+        (
+            "listeners.ssl.default {\n  enable = true\n  bind = 8883\n  ssl_options { certfile = \"etc/cert.pem\", keyfile = \"etc/key.pem\" }\n}\n",
+            "listeners.ssl.default.enable",
+        ),
+        (
+            "authentication = [\n  { mechanism = password_based, backend = built_in_database,\n    bootstrap_file = \"etc/users.csv\" }\n]\n",
+            "authentication.1.enable",
+        ),
+        (
+            "authorization {\n  no_match = allow\n  sources = [{ type = file, path = \"etc/acl.conf\" }]\n}\n",
+            "authorization.sources.1.enable",
+        ),
+        ("authorization.no_match = deny\n", "authorization.no_match"),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("secure{i}.conf"));
+        std::fs::write(&path, text)?;
+        let path = path.to_string_lossy().into_owned();
+        for args in [vec!["check-config", &path], vec!["start", "-c", &path]] {
+            let out = run(&args)?;
+            assert!(!out.status.success(), "{args:?} accepted {text}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains(key) && stderr.contains("not supported yet"),
+                "{args:?}: {stderr}"
+            );
+            assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn admin_enable_false_serves_no_admin_endpoint() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mqtt, admin) = (free_port(), free_port());
+    let mut child = Command::new(girder_bin())
+        .args([
+            "start",
+            "--set",
+            &format!("node.data_dir=\"{}\"", dir.path().display()),
+            "--set",
+            &format!("listeners.tcp.default.bind=\"127.0.0.1:{mqtt}\""),
+            "--set",
+            "admin.enable=false",
+            "--set",
+            &format!("admin.bind=\"127.0.0.1:{admin}\""),
+            "--set",
+            &format!("cluster.dist.bind=\"127.0.0.1:{}\"", free_port()),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let up = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !up(mqtt) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (mqtt_up, admin_up) = (up(mqtt), up(admin));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(mqtt_up, "the node started");
+    assert!(
+        !admin_up,
+        "admin.enable = false, yet the admin port answers"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_default_cookie_on_a_reachable_dist_port_is_warned_about() -> Result<()> {
+    let warning = "node.cookie is the default";
+    let open = NodeProcess::start_with(NodeOptions {
+        extra_config: format!("cluster.dist.bind = \"0.0.0.0:{}\"\n", free_port()),
+        env: Vec::new(),
+    })?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !open.log().contains(warning) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(open.log().contains(warning), "{}", open.log());
+    // On loopback (the harness's default) there is nobody else to join.
+    let closed = NodeProcess::start()?;
+    assert!(!closed.log().contains(warning), "{}", closed.log());
+    Ok(())
+}
