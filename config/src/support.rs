@@ -316,7 +316,7 @@ impl Config {
     /// Refuses a setting that asks for behaviour the node does not have
     /// yet, naming the key: see the module documentation.
     pub fn check_supported(&self) -> Result<(), ConfigError> {
-        for l in self.listeners.enabled().filter(|l| l.kind != "tcp") {
+        if let Some(l) = self.listeners.enabled().find(|l| l.kind != "tcp") {
             let what = match l.kind {
                 "ssl" => "MQTT over TLS",
                 "ws" => "MQTT over WebSocket",

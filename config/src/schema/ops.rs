@@ -149,7 +149,7 @@ impl Log {
 
 /// `prometheus`: metrics served at `/metrics` and
 /// `/api/v5/prometheus/stats` on the admin endpoint.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Prometheus {
     /// Serve metrics.
@@ -158,14 +158,6 @@ pub struct Prometheus {
     pub enable_basic_auth: bool,
 }
 
-impl Default for Prometheus {
-    fn default() -> Self {
-        Self {
-            enable: false,
-            enable_basic_auth: false,
-        }
-    }
-}
 
 /// `admin`: the gRPC admin API, `/metrics` and `/health` (EMQX's dashboard
 /// port).
@@ -189,7 +181,7 @@ impl Default for Admin {
 
 /// `sys_topics.sys_event_messages`: which client events are published under
 /// `$SYS/brokers/<node>/clients/...`.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SysEventMessages {
     /// `.../connected`.
@@ -202,19 +194,9 @@ pub struct SysEventMessages {
     pub client_unsubscribed: bool,
 }
 
-impl Default for SysEventMessages {
-    fn default() -> Self {
-        Self {
-            client_connected: false,
-            client_disconnected: false,
-            client_subscribed: false,
-            client_unsubscribed: false,
-        }
-    }
-}
 
 /// `sys_topics`.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SysTopics {
     /// Period of `$SYS` stats and metrics messages, or `disabled`.
@@ -227,15 +209,6 @@ pub struct SysTopics {
     pub sys_event_messages: SysEventMessages,
 }
 
-impl Default for SysTopics {
-    fn default() -> Self {
-        Self {
-            sys_msg_interval: None,
-            sys_heartbeat_interval: None,
-            sys_event_messages: SysEventMessages::default(),
-        }
-    }
-}
 
 impl SysTopics {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
