@@ -304,3 +304,34 @@ fn strict_mode_refuses_payloads_that_are_not_the_utf8_they_claim() {
         &send_refusal(ReasonCode::PayloadFormatInvalid)
     ));
 }
+
+#[test]
+fn topic_aliases_work_on_the_topics_the_client_sees() {
+    let mut connect = connect_v5("c1");
+    connect.properties.topic_alias_maximum = Some(4);
+    let (mut ch, _) = open_with(mounted("m/${clientid}/"), connect);
+    // Inbound: an alias set on a topic stands for the same mounted topic.
+    let mut set = publish("a", QoS::AtMostOnce, None);
+    set.properties.topic_alias = Some(1);
+    assert_eq!(routed(&step(&mut ch, Packet::Publish(set))).topic, "m/c1/a");
+    let mut by_alias = publish("", QoS::AtMostOnce, None);
+    by_alias.properties.topic_alias = Some(1);
+    assert_eq!(
+        routed(&step(&mut ch, Packet::Publish(by_alias))).topic,
+        "m/c1/a"
+    );
+    // Outbound: the alias is set with the stripped topic, then used alone.
+    let m = message("m/c1/x", QoS::AtMostOnce);
+    let sub = SubOpts::with_qos(QoS::AtMostOnce);
+    let mut out = Vec::new();
+    ch.deliver(
+        [Delivery::new(Arc::clone(&m), sub), Delivery::new(m, sub)],
+        t0(),
+        &mut out,
+    );
+    let sent: Vec<_> = sent_publishes(&out)
+        .into_iter()
+        .map(|p| (p.topic.to_string(), p.properties.topic_alias))
+        .collect();
+    assert_eq!(sent, [("x".to_owned(), Some(1)), (String::new(), Some(1))]);
+}
