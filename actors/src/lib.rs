@@ -14,6 +14,7 @@
 //! - [`router`]: the subscriber index, shared groups and retained messages,
 //!   read directly by publishers (no router actor on the publish path).
 //! - [`cluster`]: the distribution layer and the admin endpoint.
+//! - [`retainer`]: the periodic removal of expired retained messages.
 //! - [`cm`]: client id → channel actor (EMQX's `emqx_cm`).
 //! - [`metrics`]: counters with EMQX's names.
 //! - [`settings`]: configuration → settings of the parts.
@@ -28,6 +29,7 @@ pub mod keepalive;
 pub mod listener;
 pub mod metrics;
 pub mod node;
+pub mod retainer;
 pub mod router;
 pub mod settings;
 

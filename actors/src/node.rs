@@ -126,8 +126,14 @@ impl Node {
         }
 
         let pool = ArbiterPool::per_core()?;
-        let root = SupervisorSpec::new(SupFlags::new(Strategy::OneForOne))
-            .pool(pool)
+        let mut root = SupervisorSpec::new(SupFlags::new(Strategy::OneForOne)).pool(pool);
+        if let Some(interval) = settings::retained_clear_interval(config) {
+            let router = Arc::clone(&shared.router);
+            root = root.child(crate::retainer::RetainedClearer::child_spec(
+                router, interval,
+            ));
+        }
+        let root = root
             .child(listeners_sup.into_child_spec("listeners"))
             .start_root()
             .await?;

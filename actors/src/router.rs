@@ -12,15 +12,16 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::Addr;
 use bytes::Bytes;
 use girder_broker::codec::ByteStr;
+use girder_broker::exclusive;
 use girder_broker::message::{Delivery, Message, SubOpts};
 use girder_broker::retained::{RetainedLimits, RetainedStore};
 use girder_broker::shared::{PickInput, SharedSubscriptions, Strategy};
-use girder_broker::topic::{parse_filter, ShardedIndex, TopicLimits};
+use girder_broker::topic::{parse_filter, ParsedFilter, ShardedIndex, TopicLimits};
 use girder_cluster::rlog::Rlog;
 use parking_lot::RwLock;
 use tracing::warn;
@@ -140,6 +141,13 @@ pub struct RouterConfig {
     pub max_retained_messages: usize,
     /// Largest retained payload (`retainer.max_payload_size`).
     pub max_retained_payload: usize,
+    /// Expiry of retained messages whose publisher set none
+    /// (`retainer.msg_expiry_interval`); `None`: they never expire.
+    pub retained_expiry: Option<Duration>,
+    /// Whether `$exclusive/{filter}` subscribes to `{filter}`
+    /// (`mqtt.exclusive_subscription`; who may hold it is the channel's
+    /// check). When false it is an ordinary filter.
+    pub exclusive_subscription: bool,
 }
 
 /// The node's routing state. Shared by every channel actor (`Arc<Router>`).
@@ -190,6 +198,19 @@ impl Router {
         }
     }
 
+    /// A subscription filter as sent (`$share/...` included) parsed for the
+    /// index: an `$exclusive/` prefix, when exclusive subscriptions are on,
+    /// is dropped (`$exclusive/t/#` matches as `t/#` does).
+    fn parse<'a>(&self, raw: &'a str) -> Option<ParsedFilter<'a>> {
+        let exclusive = self
+            .config
+            .exclusive_subscription
+            .then(|| exclusive::strip(raw))
+            .flatten();
+        let parsed = parse_filter(exclusive.unwrap_or(raw), &self.config.topic_limits).ok()?;
+        (exclusive.is_none() || !parsed.is_shared()).then_some(parsed)
+    }
+
     /// A fresh subscriber id.
     pub fn next_subscriber_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
@@ -203,7 +224,7 @@ impl Router {
     /// Adds (or updates) `sub`'s subscription to `raw` (as sent in
     /// SUBSCRIBE, `$share/...` included).
     pub fn subscribe(&self, raw: &str, sub: &Subscriber, opts: SubOpts) {
-        let Ok(parsed) = parse_filter(raw, &self.config.topic_limits) else {
+        let Some(parsed) = self.parse(raw) else {
             return;
         };
         match parsed.group {
@@ -242,7 +263,7 @@ impl Router {
 
     /// Removes `sub`'s subscription to `raw`.
     pub fn unsubscribe(&self, raw: &str, sub: &Subscriber) {
-        let Ok(parsed) = parse_filter(raw, &self.config.topic_limits) else {
+        let Some(parsed) = self.parse(raw) else {
             return;
         };
         match parsed.group {
@@ -327,7 +348,7 @@ impl Router {
     ) {
         let parsed: Vec<_> = groups
             .iter()
-            .filter_map(|raw| parse_filter(raw, &self.config.topic_limits).ok())
+            .filter_map(|raw| self.parse(raw))
             .filter_map(|p| Some((p.group?, p.filter)))
             .collect();
         let shared = self.shared.read();
@@ -359,7 +380,7 @@ impl Router {
     }
 
     /// Stores, replaces or (empty payload) clears the retained message of
-    /// its topic.
+    /// its topic, retained at `now`.
     pub fn retain(&self, message: &Arc<Message>, now: Instant) {
         let mut store = self.retained.write();
         if message.payload.is_empty() {
@@ -368,8 +389,7 @@ impl Router {
             .set(
                 &message.topic,
                 Arc::new(message.compact()),
-                message.expires_at,
-                now,
+                self.retained_deadline(message, now),
             )
             .is_err()
         {
@@ -377,9 +397,32 @@ impl Router {
         }
     }
 
+    /// When a message retained at `now` leaves the store: at its own expiry
+    /// when its publisher set one, else after `retainer.msg_expiry_interval`
+    /// or at the broker's default message expiry, whichever comes first.
+    fn retained_deadline(&self, message: &Message, now: Instant) -> Option<Instant> {
+        if message.expiry_sent {
+            return message.expires_at;
+        }
+        let retainer = self
+            .config
+            .retained_expiry
+            .and_then(|interval| now.checked_add(interval));
+        match (retainer, message.expires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Removes the expired retained messages (`retainer.msg_clear_interval`:
+    /// until then they keep their place in the store); returns how many.
+    pub fn purge_expired_retained(&self, now: Instant) -> usize {
+        self.retained.write().purge_expired(now)
+    }
+
     /// The retained messages whose topics match `raw` (not expired).
     pub fn retained_matching(&self, raw: &str, now: Instant) -> Vec<Arc<Message>> {
-        let Ok(parsed) = parse_filter(raw, &self.config.topic_limits) else {
+        let Some(parsed) = self.parse(raw) else {
             return Vec::new();
         };
         let mut found = Vec::new();

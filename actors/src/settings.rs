@@ -1,12 +1,17 @@
 //! From the node's configuration to the settings of its parts.
 
-use girder_broker::channel::ChannelConfig;
+use std::sync::Arc;
+use std::time::Duration;
+
+use girder_broker::channel::{ChannelConfig, Mountpoint, MountpointError};
 use girder_broker::codec::QoS;
+use girder_broker::exclusive::ExclusiveTable;
 use girder_broker::session::SessionConfig;
 use girder_broker::shared::Strategy;
 use girder_broker::topic::TopicLimits;
 use girder_config::Config;
 use girder_config::SharedSubscriptionStrategy;
+use tracing::warn;
 
 use crate::router::RouterConfig;
 
@@ -25,7 +30,7 @@ pub fn channel_config(config: &Config) -> ChannelConfig {
         upgrade_qos: mqtt.upgrade_qos,
         ..SessionConfig::default()
     };
-    ChannelConfig {
+    let base = ChannelConfig {
         max_packet_size: u32::try_from(mqtt.max_packet_size.0).unwrap_or(u32::MAX),
         max_clientid_len: mqtt.max_clientid_len as usize,
         topic_limits: TopicLimits {
@@ -44,8 +49,43 @@ pub fn channel_config(config: &Config) -> ChannelConfig {
         receive_maximum: mqtt.max_inflight.max(1),
         ignore_loop_deliver: mqtt.ignore_loop_deliver,
         use_username_as_clientid: mqtt.use_username_as_clientid,
+        mountpoint: None,
+        // One table for the node: every listener's config is derived from
+        // this one and shares it.
+        exclusive: mqtt
+            .exclusive_subscription
+            .then(|| Arc::new(ExclusiveTable::new())),
+        message_expiry_interval: mqtt.message_expiry_interval.finite().map(|d| d.0),
+        strict_mode: mqtt.strict_mode,
         session: session.into(),
+    };
+    // The mountpoint is per listener; until each listener has a config of
+    // its own, the default TCP listener's applies to every connection.
+    match config.listeners.tcp.get("default") {
+        Some(listener) => match with_mountpoint(&base, &listener.mountpoint) {
+            Ok(mounted) => mounted,
+            Err(err) => {
+                // Refused when the configuration is loaded: not reached.
+                warn!(mountpoint = %listener.mountpoint, cause = %err, "mountpoint ignored");
+                base
+            }
+        },
+        None => base,
     }
+}
+
+/// The channel settings of a listener whose mountpoint is `mountpoint`
+/// (`listeners.<type>.<name>.mountpoint`; empty for none): `base` with it.
+/// The copy shares what is node-wide (the exclusive subscription table,
+/// the session settings).
+pub fn with_mountpoint(
+    base: &ChannelConfig,
+    mountpoint: &str,
+) -> Result<ChannelConfig, MountpointError> {
+    Ok(ChannelConfig {
+        mountpoint: Mountpoint::parse(mountpoint)?,
+        ..base.clone()
+    })
 }
 
 /// The router settings: index shards, shared strategy, retained limits.
@@ -59,7 +99,20 @@ pub fn router_config(config: &Config) -> RouterConfig {
         max_pending: 100_000,
         max_retained_messages: config.retainer.max_messages().map_or(0, |n| limit(Some(n))),
         max_retained_payload: limit(Some(config.retainer.max_payload_size.0)),
+        retained_expiry: nonzero(config.retainer.msg_expiry_interval.0),
+        exclusive_subscription: config.mqtt.exclusive_subscription,
     }
+}
+
+/// How often expired retained messages are removed
+/// (`retainer.msg_clear_interval`); `None` (0s): never.
+pub fn retained_clear_interval(config: &Config) -> Option<Duration> {
+    nonzero(config.retainer.msg_clear_interval.0)
+}
+
+/// A duration where 0 means "never".
+fn nonzero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
 }
 
 fn strategy(s: SharedSubscriptionStrategy) -> Strategy {

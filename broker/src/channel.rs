@@ -21,6 +21,9 @@
 mod alias;
 mod config;
 mod connect;
+mod mountpoint;
+mod publish;
+mod subscribe;
 #[cfg(test)]
 mod tests;
 
@@ -29,17 +32,16 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{
     ByteStr, Disconnect, DisconnectProperties, LastWill, Packet, ProtocolVersion, PubAck, PubComp,
-    PubRec, PubRel, Publish, PublishProperties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
-    UnsubAck, Unsubscribe,
+    PubRec, PubRel, Publish, PublishProperties, QoS, ReasonCode,
 };
 use crate::message::{Delivery, Message, OutPublish, SubOpts};
 use crate::session::{Outgoing, Session, SessionError};
-use crate::topic::{is_wildcard, parse_filter, validate_name};
 
 use alias::{InboundAliases, OutboundAlias, OutboundAliases};
 pub use config::ChannelConfig;
 pub(crate) use connect::refusal;
 pub use connect::ConnInfo;
+pub use mountpoint::{mount_filter, Mountpoint, MountpointError, MountpointRefusal};
 
 /// What the owner of a channel must do, in order.
 #[derive(Debug)]
@@ -316,11 +318,22 @@ impl Channel {
             }
         };
         if let Some(will) = &connect.will {
-            let message = will_message(will, info.client_id.clone(), now);
+            let mut message = will_message(will, info.client_id.clone(), now);
+            if let Some(mountpoint) = &self.config.mountpoint {
+                let username = info.username.as_deref();
+                message.topic = mountpoint.mount(&info.client_id, username, &will.topic);
+            }
+            let mut expiry_secs = will.properties.message_expiry_interval;
+            if let (None, Some(default)) = (expiry_secs, self.config.message_expiry_interval) {
+                // The broker's default, dated from the will's publication
+                // and not sent to subscribers.
+                expiry_secs = Some(u32::try_from(default.as_secs()).unwrap_or(u32::MAX));
+                message.expiry_sent = false;
+            }
             self.will = Some(Will {
                 message: Arc::new(message),
                 delay_secs: will.properties.will_delay_interval.unwrap_or(0),
-                expiry_secs: will.properties.message_expiry_interval,
+                expiry_secs,
             });
         }
         self.inbound_aliases = InboundAliases::new(if info.is_v5() {
@@ -368,166 +381,6 @@ impl Channel {
         self.session = Some(session);
         self.state = State::Connected;
         self.flush_sent(sent, now, out);
-    }
-
-    fn handle_publish(&mut self, mut publish: Publish, now: Instant, out: &mut Vec<Action>) {
-        if publish.qos > self.config.max_qos_allowed {
-            return self.protocol_error(ReasonCode::QoSNotSupported, now, out);
-        }
-        if publish.retain && !self.config.retain_available {
-            return self.protocol_error(ReasonCode::RetainNotSupported, now, out);
-        }
-        match self
-            .inbound_aliases
-            .resolve(&publish.topic, publish.properties.topic_alias)
-        {
-            Ok(topic) => publish.topic = topic,
-            Err(alias::AliasError::OutOfRange) => {
-                return self.protocol_error(ReasonCode::TopicAliasInvalid, now, out)
-            }
-            Err(alias::AliasError::Unknown) => {
-                return self.protocol_error(ReasonCode::ProtocolError, now, out)
-            }
-        }
-        publish.properties.topic_alias = None;
-        if validate_name(&publish.topic, &self.config.topic_limits).is_err() {
-            return self.protocol_error(ReasonCode::TopicNameInvalid, now, out);
-        }
-        let Some(info) = self.info.as_ref() else {
-            return;
-        };
-        let v5 = info.is_v5();
-        let client_id = info.client_id.clone();
-        let (qos, packet_id, dup) = (publish.qos, publish.packet_id, publish.dup);
-        let message = Arc::new(Message::from_publish(publish, client_id, now));
-        match (qos, packet_id) {
-            (QoS::AtMostOnce, _) => out.push(Action::Publish { message, ack: None }),
-            (QoS::AtLeastOnce, Some(packet_id)) => out.push(Action::Publish {
-                message,
-                ack: Some(PendingAck { packet_id, qos, v5 }),
-            }),
-            (QoS::ExactlyOnce, Some(packet_id)) => {
-                let session = session_of(&mut self.session);
-                // MQTT-3.3.4-9: a v5 client may have no more unreleased QoS 2
-                // messages than the Receive Maximum it was given (v3 clients
-                // were told no limit: `max_awaiting_rel` alone bounds them).
-                if v5
-                    && session.awaiting_rel_len() >= usize::from(self.config.receive_maximum)
-                    && !(dup && session.is_awaiting_rel(packet_id))
-                {
-                    return self.protocol_error(ReasonCode::ReceiveMaximumExceeded, now, out);
-                }
-                match session.on_publish_qos2(packet_id, dup, now) {
-                    Ok(true) => out.push(Action::Publish {
-                        message,
-                        ack: Some(PendingAck { packet_id, qos, v5 }),
-                    }),
-                    // A resent PUBLISH of a message already routed: exactly
-                    // once means acknowledging it without routing it again.
-                    Ok(false) => out.push(Action::Send(Packet::PubRec(PubRec::new(packet_id)))),
-                    Err(SessionError::ReceiveMaximumExceeded(_)) => {
-                        self.protocol_error(ReasonCode::ReceiveMaximumExceeded, now, out)
-                    }
-                    Err(err) => {
-                        let mut rec = PubRec::new(packet_id);
-                        rec.reason_code = err.reason_code();
-                        out.push(Action::Send(Packet::PubRec(rec)));
-                    }
-                }
-            }
-            // The decoder guarantees a packet id for QoS 1 and 2.
-            (_, None) => self.protocol_error(ReasonCode::ProtocolError, now, out),
-        }
-    }
-
-    fn handle_subscribe(&mut self, subscribe: Subscribe, now: Instant, out: &mut Vec<Action>) {
-        let v5 = self.info.as_ref().is_some_and(ConnInfo::is_v5);
-        let subscription_id = subscribe.properties.subscription_identifier;
-        let mut reason_codes = Vec::with_capacity(subscribe.filters.len());
-        let mut actions = Vec::with_capacity(subscribe.filters.len());
-        for (filter, options) in subscribe.filters {
-            // Kept as long as the subscription: compacted out of the read buffer.
-            let filter = filter.compact();
-            let parsed = match parse_filter(&filter, &self.config.topic_limits) {
-                Ok(parsed) => parsed,
-                Err(_) => {
-                    reason_codes.push(ReasonCode::TopicFilterInvalid);
-                    continue;
-                }
-            };
-            let shared = parsed.is_shared();
-            if shared && options.no_local && v5 {
-                // MQTT-3.8.3-4: No Local on a shared subscription.
-                return self.protocol_error(ReasonCode::ProtocolError, now, out);
-            }
-            if shared && !self.config.shared_subscription {
-                reason_codes.push(ReasonCode::SharedSubscriptionsNotSupported);
-                continue;
-            }
-            if is_wildcard(parsed.filter) && !self.config.wildcard_subscription {
-                reason_codes.push(ReasonCode::WildcardSubscriptionsNotSupported);
-                continue;
-            }
-            let session = session_of(&mut self.session);
-            if let Some(max) = self.config.max_subscriptions {
-                if session.subscription(&filter).is_none() && session.subscriptions().count() >= max
-                {
-                    reason_codes.push(ReasonCode::QuotaExceeded);
-                    continue;
-                }
-            }
-            let mut granted = options;
-            granted.qos = options.qos.min(self.config.max_qos_allowed);
-            let opts = SubOpts {
-                options: granted,
-                subscription_id,
-            };
-            let is_new = session.subscribe(filter.clone(), opts).is_none();
-            let send_retained = self.config.retain_available
-                && !shared
-                && match options.retain_handling {
-                    RetainHandling::SendAtSubscribe => true,
-                    RetainHandling::SendIfNewSubscription => is_new,
-                    RetainHandling::DoNotSend => false,
-                };
-            reason_codes.push(ReasonCode::granted(granted.qos));
-            actions.push(Action::Subscribe {
-                filter,
-                opts,
-                send_retained,
-            });
-        }
-        if !v5 {
-            // MQTT 3 has one failure code, 0x80.
-            for code in &mut reason_codes {
-                if code.is_error() {
-                    *code = ReasonCode::UnspecifiedError;
-                }
-            }
-        }
-        out.push(Action::Send(Packet::SubAck(SubAck {
-            packet_id: subscribe.packet_id,
-            reason_codes,
-            properties: Default::default(),
-        })));
-        out.extend(actions);
-    }
-
-    fn handle_unsubscribe(&mut self, unsubscribe: Unsubscribe, out: &mut Vec<Action>) {
-        let mut reason_codes = Vec::with_capacity(unsubscribe.filters.len());
-        for filter in unsubscribe.filters {
-            if session_of(&mut self.session).unsubscribe(&filter).is_some() {
-                reason_codes.push(ReasonCode::Success);
-                out.push(Action::Unsubscribe { filter });
-            } else {
-                reason_codes.push(ReasonCode::NoSubscriptionExisted);
-            }
-        }
-        out.push(Action::Send(Packet::UnsubAck(UnsubAck {
-            packet_id: unsubscribe.packet_id,
-            reason_codes,
-            properties: Default::default(),
-        })));
     }
 
     fn handle_disconnect(&mut self, disconnect: &Disconnect, now: Instant, out: &mut Vec<Action>) {
@@ -642,6 +495,7 @@ impl Channel {
         }
         if expiry == Some(Duration::ZERO) {
             self.state = State::Ended;
+            self.release_exclusive();
             out.push(Action::Terminate);
         } else {
             out.push(Action::Park(expiry));
@@ -661,6 +515,7 @@ impl Channel {
         if self.state == State::Disconnected {
             self.publish_will(out);
             self.state = State::Ended;
+            self.release_exclusive();
             out.push(Action::Terminate);
         }
     }
@@ -687,6 +542,7 @@ impl Channel {
                 will.stamp(now);
             }
             self.publish_will(out);
+            self.release_exclusive();
             self.session = None;
             None
         } else {
@@ -752,6 +608,7 @@ impl Channel {
                     }
                     Outgoing::Publish(publish) => publish,
                 };
+                publish.strip = self.mountpoint_len(&publish.message.topic);
                 let alias = self.outbound_aliases.alias_for(&publish.message.topic);
                 match alias {
                     OutboundAlias::None => {}
@@ -773,6 +630,16 @@ impl Channel {
                 out.push(Action::SendPublish(publish));
             }
         }
+    }
+
+    /// How much of `topic` is this client's mountpoint, which it does not
+    /// see (0 without a mountpoint).
+    fn mountpoint_len(&self, topic: &str) -> u32 {
+        let (Some(mountpoint), Some(info)) = (&self.config.mountpoint, &self.info) else {
+            return 0;
+        };
+        let len = mountpoint.prefix_len(&info.client_id, info.username.as_deref(), topic);
+        u32::try_from(len).unwrap_or(0)
     }
 
     /// MQTT-3.1.2-25: a packet larger than the client accepts is discarded,

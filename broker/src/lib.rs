@@ -12,6 +12,9 @@ pub mod shared;
 /// Retained messages: the store, its limits and message expiry.
 pub mod retained;
 
+/// Exclusive subscriptions: which client holds each `$exclusive/...` filter.
+pub mod exclusive;
+
 /// One published message as the broker sees it, and its per-subscriber delivery options.
 pub mod message;
 

@@ -47,8 +47,14 @@ pub struct Message {
     /// When the broker received it.
     pub received_at: Instant,
     /// When it expires: the v5 message expiry interval turned into an
-    /// absolute deadline at receipt. `None`: it never expires.
+    /// absolute deadline at receipt, or the broker's default for messages
+    /// without one (see [`Message::with_default_expiry`]). `None`: it never
+    /// expires.
     pub expires_at: Option<Instant>,
+    /// Whether subscribers are sent the expiry interval left
+    /// (MQTT-3.3.2-6): true when the publisher set one; false when
+    /// `expires_at` is the broker's default, which is not sent (as in EMQX).
+    pub expiry_sent: bool,
     /// The v5 properties that travel with the message to its subscribers.
     pub properties: MessageProperties,
     /// Its PUBLISH frames, encoded once for all subscribers that share
@@ -90,6 +96,7 @@ impl fmt::Debug for Message {
             .field("from", &self.from)
             .field("received_at", &self.received_at)
             .field("expires_at", &self.expires_at)
+            .field("expiry_sent", &self.expiry_sent)
             .field("properties", &self.properties)
             .finish()
     }
@@ -130,6 +137,7 @@ impl Message {
             expires_at: props
                 .message_expiry_interval
                 .map(|secs| now + Duration::from_secs(u64::from(secs))),
+            expiry_sent: props.message_expiry_interval.is_some(),
             properties: MessageProperties {
                 payload_format_indicator: props.payload_format_indicator,
                 content_type: props.content_type,
@@ -168,14 +176,30 @@ impl Message {
         }
     }
 
+    /// Gives a message that has no expiry the broker's default
+    /// (`mqtt.message_expiry_interval`): it expires `interval` after it was
+    /// received, and its subscribers are not sent an expiry interval. A
+    /// message with its own expiry, or `interval` `None`, is unchanged.
+    #[must_use]
+    pub fn with_default_expiry(mut self, interval: Option<Duration>) -> Self {
+        if self.expires_at.is_none() {
+            if let Some(interval) = interval {
+                // An interval too long to be an `Instant` is never.
+                self.expires_at = self.received_at.checked_add(interval);
+                self.expiry_sent = false;
+            }
+        }
+        self
+    }
+
     /// True once the message expiry deadline has passed (at `now` or before).
     pub fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|deadline| now >= deadline)
     }
 
-    /// The message expiry interval to send at `now`: the whole seconds left,
-    /// rounded up (MQTT-3.3.2-6), or `None` when the message never expires or
-    /// has expired.
+    /// The expiry interval left at `now`: the whole seconds, rounded up
+    /// (MQTT-3.3.2-6), or `None` when the message never expires or has
+    /// expired.
     pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {
         let left = self.expires_at?.checked_duration_since(now)?;
         if left.is_zero() {
@@ -210,6 +234,7 @@ impl Message {
     fn expiry_to_send(&self, now: Instant) -> Option<Option<u32>> {
         match self.expires_at {
             None => Some(None),
+            Some(_) if !self.expiry_sent => (!self.is_expired(now)).then_some(None),
             Some(_) => self.remaining_expiry(now).map(Some),
         }
     }
@@ -231,6 +256,7 @@ impl Message {
             expiry: self.expiry_to_send(now)?,
             topic_alias: None,
             alias_only: false,
+            strip: 0,
         })
     }
 }
@@ -454,6 +480,37 @@ mod tests {
             .to_publish(&o, Some(1), t0 + Duration::from_secs(1_000_000))
             .expect("never expires");
         assert_eq!(p.properties.message_expiry_interval, None);
+    }
+
+    #[test]
+    fn the_default_expiry_applies_only_to_messages_without_one_and_is_not_sent() {
+        let t0 = Instant::now();
+        let ten = Some(Duration::from_secs(10));
+        let o = PublishOpts {
+            qos: QoS::AtMostOnce,
+            retain: false,
+            subscription_id: None,
+        };
+        let plain = Message::from_publish(publish(QoS::AtMostOnce, false, None), "p".into(), t0)
+            .with_default_expiry(ten);
+        assert_eq!(plain.expires_at, Some(t0 + Duration::from_secs(10)));
+        assert!(!plain.expiry_sent);
+        let p = plain
+            .to_publish(&o, None, t0 + Duration::from_secs(3))
+            .expect("not expired");
+        assert_eq!(p.properties.message_expiry_interval, None);
+        assert_eq!(
+            plain.to_publish(&o, None, t0 + Duration::from_secs(10)),
+            None
+        );
+
+        let own = Message::from_publish(publish(QoS::AtMostOnce, false, Some(60)), "p".into(), t0)
+            .with_default_expiry(ten);
+        assert_eq!(own.expires_at, Some(t0 + Duration::from_secs(60)));
+        assert!(own.expiry_sent);
+        let never = Message::from_publish(publish(QoS::AtMostOnce, false, None), "p".into(), t0)
+            .with_default_expiry(None);
+        assert_eq!(never.expires_at, None);
     }
 
     #[test]

@@ -23,8 +23,8 @@
 //!
 //! let now = Instant::now();
 //! let mut store = RetainedStore::new(RetainedLimits::default());
-//! store.set("sport/tennis/score", b"15-0".to_vec(), None, now).unwrap();
-//! store.set("sport/golf", b"par".to_vec(), Some(now + Duration::from_secs(60)), now).unwrap();
+//! store.set("sport/tennis/score", b"15-0".to_vec(), None).unwrap();
+//! store.set("sport/golf", b"par".to_vec(), Some(now + Duration::from_secs(60))).unwrap();
 //!
 //! let mut found = Vec::new();
 //! store.matching("sport/#", now, |topic, _| found.push(topic.to_owned()));
@@ -110,8 +110,8 @@ pub enum RetainError {
         /// The configured maximum.
         max: usize,
     },
-    /// The store holds [`RetainedLimits::max_messages`] unexpired messages
-    /// and the topic is not one of them.
+    /// The store holds [`RetainedLimits::max_messages`] messages (expired
+    /// ones count until they are purged) and the topic is not one of them.
     #[error("retained store is full ({max} messages)")]
     StoreFull {
         /// The configured maximum.
@@ -204,14 +204,16 @@ impl<M: PayloadSize> RetainedStore<M> {
 
     /// Retains `message` on `topic`, replacing the message retained there,
     /// which is returned (expired or not). `expires_at` is the instant the
-    /// message expires (from its Message Expiry Interval). When the store is
-    /// full, expired messages are purged before refusing a new topic.
+    /// message expires (from its Message Expiry Interval). An expired
+    /// message keeps its place until it is purged
+    /// ([`purge_expired`](Self::purge_expired), EMQX's
+    /// `retainer.msg_clear_interval`): a full store refuses new topics until
+    /// then, as EMQX's does.
     pub fn set(
         &mut self,
         topic: &str,
         message: M,
         expires_at: Option<Instant>,
-        now: Instant,
     ) -> Result<Option<M>, RetainError> {
         let size = message.payload_size();
         if let Some(max) = self.limits.max_payload_size.filter(|&max| size > max) {
@@ -219,10 +221,7 @@ impl<M: PayloadSize> RetainedStore<M> {
         }
         if let Some(max) = self.limits.max_messages {
             if self.count >= max && self.get_entry(topic).is_none() {
-                self.purge_expired(now);
-                if self.count >= max {
-                    return Err(RetainError::StoreFull { max });
-                }
+                return Err(RetainError::StoreFull { max });
             }
         }
 

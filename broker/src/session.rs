@@ -318,6 +318,12 @@ impl Session {
         &self.client_id
     }
 
+    /// When the session was created (with its client id, what tells this
+    /// session from an earlier or later one of the same client).
+    pub fn created_at(&self) -> Instant {
+        self.created_at
+    }
+
     /// The configuration.
     pub fn config(&self) -> &SessionConfig {
         &self.config

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::Mountpoint;
 use crate::codec::QoS;
+use crate::exclusive::ExclusiveTable;
 use crate::session::SessionConfig;
 use crate::topic::TopicLimits;
 
@@ -55,6 +57,20 @@ pub struct ChannelConfig {
     pub ignore_loop_deliver: bool,
     /// Use the username as client id (`mqtt.use_username_as_clientid`).
     pub use_username_as_clientid: bool,
+    /// The listener's mountpoint: a prefix on every topic of its clients
+    /// (`listeners.<type>.<name>.mountpoint`); `None` for none.
+    pub mountpoint: Option<Mountpoint>,
+    /// The holders of `$exclusive/...` filters when exclusive subscriptions
+    /// are allowed (`mqtt.exclusive_subscription`); `None`: such filters are
+    /// ordinary ones. One table for the whole node: the config of every
+    /// listener shares it.
+    pub exclusive: Option<Arc<ExclusiveTable>>,
+    /// Expiry of messages whose publisher set none
+    /// (`mqtt.message_expiry_interval`); `None`: they never expire.
+    pub message_expiry_interval: Option<Duration>,
+    /// Refuse a v5 PUBLISH (or will) that says its payload is UTF-8 when it
+    /// is not (`mqtt.strict_mode`; strings are always checked by the codec).
+    pub strict_mode: bool,
     /// Settings of the sessions this channel opens, shared by them.
     pub session: Arc<SessionConfig>,
 }
@@ -78,6 +94,10 @@ impl Default for ChannelConfig {
             receive_maximum: 32,
             ignore_loop_deliver: false,
             use_username_as_clientid: false,
+            mountpoint: None,
+            exclusive: None,
+            message_expiry_interval: None,
+            strict_mode: false,
             session: Arc::default(),
         }
     }

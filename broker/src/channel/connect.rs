@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use crate::codec::{
-    ByteStr, ConnAck, ConnAckProperties, Connect, ProtocolVersion, QoS, ReasonCode,
+    ByteStr, ConnAck, ConnAckProperties, Connect, PayloadFormat, ProtocolVersion, QoS, ReasonCode,
 };
 use crate::topic::validate_name;
 
-use super::ChannelConfig;
+use super::{ChannelConfig, MountpointRefusal};
 
 /// What the channel keeps of an accepted CONNECT.
 #[derive(Debug, Clone)]
@@ -104,6 +104,22 @@ pub(super) fn accept(
         }
         if will.retain && !config.retain_available {
             return Err(ReasonCode::RetainNotSupported);
+        }
+        if config.strict_mode
+            && will.properties.payload_format_indicator == Some(PayloadFormat::Utf8)
+            && std::str::from_utf8(&will.payload).is_err()
+        {
+            // MQTT 5 section 3.1.3.2.3: a will that is not the UTF-8 it
+            // says it is may be refused.
+            return Err(ReasonCode::PayloadFormatInvalid);
+        }
+    }
+    if let Some(mountpoint) = &config.mountpoint {
+        let username = connect.username.as_deref();
+        match mountpoint.check(&client_id, username) {
+            Ok(()) => {}
+            Err(MountpointRefusal::ClientId) => return Err(ReasonCode::ClientIdentifierNotValid),
+            Err(MountpointRefusal::Username) => return Err(ReasonCode::BadUserNameOrPassword),
         }
     }
 

@@ -14,9 +14,12 @@
 //! - `tests/subscribe.rs`: SUBSCRIBE and UNSUBSCRIBE.
 //! - `tests/delivery.rs`: messages to the client: QoS, aliases, size.
 //! - `tests/lifecycle.rs`: close, will, session expiry, takeover, resume.
+//! - `tests/features.rs`: mountpoints, exclusive subscriptions, default
+//!   message expiry, strict mode.
 
 mod connect;
 mod delivery;
+mod features;
 mod lifecycle;
 mod publish;
 mod subscribe;

@@ -136,6 +136,15 @@ impl ByteStr {
     pub fn compact(&self) -> Self {
         Self::copy_from_str(self.as_str())
     }
+
+    /// The part `subset` of this string, sharing its bytes (no copy).
+    ///
+    /// # Panics
+    ///
+    /// When `subset` is not a slice of this string's own bytes.
+    pub fn slice_ref(&self, subset: &str) -> Self {
+        Self(self.0.slice_ref(subset))
+    }
 }
 
 impl Deref for ByteStr {

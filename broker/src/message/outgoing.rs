@@ -5,9 +5,11 @@
 //! A PUBLISH differs between subscribers in its packet identifier and DUP
 //! flag (patched into a copy of a shared frame), and in what makes its bytes
 //! different: protocol version, QoS, RETAIN, the message expiry interval
-//! left, a subscription identifier, a topic alias. The first four are the
-//! key of a cached frame; a PUBLISH with a subscription identifier or a
-//! topic alias is encoded for its subscriber alone.
+//! left, the mountpoint stripped from the topic, a subscription identifier,
+//! a topic alias. The first five decide whether a cached frame fits (a
+//! frame records the expiry and the stripped length it was encoded with); a
+//! PUBLISH with a subscription identifier or a topic alias is encoded for
+//! its subscriber alone.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -25,8 +27,9 @@ use crate::codec::{
 /// Slots: v3/v5 × QoS 0/1/2 × RETAIN 0/1.
 const SLOTS: usize = 12;
 
-/// A frame encoded for one key, with the expiry interval it carries.
-type Slot = OnceLock<(Option<u32>, EncodedPublish)>;
+/// A frame encoded for one key, with the expiry interval it carries and
+/// the number of topic bytes it leaves out (a mountpoint).
+type Slot = OnceLock<(Option<u32>, u32, EncodedPublish)>;
 
 /// The encoded frames of a message, filled on first use by whichever
 /// subscriber's connection encodes it first and read without locking by
@@ -96,15 +99,18 @@ impl Message {
     }
 
     /// The PUBLISH frame of this message for `version`, `qos` and `retain`
-    /// carrying `expiry` (with a placeholder packet identifier for QoS 1/2):
-    /// the cached one when there is one for that key, else encoded now (and
-    /// cached when the cache is enabled and the slot is free).
+    /// carrying `expiry` (with a placeholder packet identifier for QoS 1/2)
+    /// and the topic without its first `strip` bytes (a subscriber's
+    /// mountpoint): the cached one when there is one for that key encoded
+    /// with the same expiry and strip, else encoded now (and cached when the
+    /// cache is enabled and the slot is free).
     pub fn frame(
         &self,
         version: ProtocolVersion,
         qos: QoS,
         retain: bool,
         expiry: Option<u32>,
+        strip: u32,
     ) -> Result<Cow<'_, EncodedPublish>, EncodeError> {
         // v3 frames carry no properties: the expiry does not change them.
         let expiry = if version.is_v5() { expiry } else { None };
@@ -115,25 +121,38 @@ impl Message {
                 subscription_id: None,
             };
             let packet_id = (qos != QoS::AtMostOnce).then_some(1);
-            EncodedPublish::new(&self.publish_with(&opts, packet_id, expiry), version)
+            let mut publish = self.publish_with(&opts, packet_id, expiry);
+            publish.topic = self.topic_after(strip);
+            EncodedPublish::new(&publish, version)
         };
         if !self.frames.is_enabled() {
             return encode().map(Cow::Owned);
         }
         let slot = self.frames.slot(version, qos, retain);
-        if let Some((cached_expiry, frame)) = slot.get() {
-            return if *cached_expiry == expiry {
+        if let Some((cached_expiry, cached_strip, frame)) = slot.get() {
+            return if *cached_expiry == expiry && *cached_strip == strip {
                 Ok(Cow::Borrowed(frame))
             } else {
-                // Another second of expiry has passed: this one is unshared.
+                // Another second of expiry has passed, or the frame is of
+                // another topic (another mountpoint): this one is unshared.
                 encode().map(Cow::Owned)
             };
         }
         let frame = encode()?;
-        match slot.set((expiry, frame)) {
-            Ok(()) => Ok(Cow::Borrowed(&slot.get().expect("just set").1)),
+        match slot.set((expiry, strip, frame)) {
+            Ok(()) => Ok(Cow::Borrowed(&slot.get().expect("just set").2)),
             // Another thread filled the slot first: ours is as good.
-            Err((_, frame)) => Ok(Cow::Owned(frame)),
+            Err((_, _, frame)) => Ok(Cow::Owned(frame)),
+        }
+    }
+
+    /// The topic without its first `strip` bytes (a mountpoint), or whole
+    /// when it is not that long or would be cut inside a character.
+    pub(crate) fn topic_after(&self, strip: u32) -> ByteStr {
+        let strip = strip as usize;
+        match self.topic.get(strip..) {
+            Some(rest) if strip > 0 => self.topic.slice_ref(rest),
+            _ => self.topic.clone(),
         }
     }
 
@@ -188,6 +207,9 @@ pub struct OutPublish {
     /// True when the alias is already known to the client, so the topic
     /// name is sent empty (MQTT-3.3.2-12).
     pub alias_only: bool,
+    /// How many bytes at the start of the message's topic are not sent:
+    /// the subscriber's mountpoint, which its client does not see.
+    pub strip: u32,
 }
 
 impl OutPublish {
@@ -200,6 +222,8 @@ impl OutPublish {
         publish.properties.topic_alias = self.topic_alias;
         if self.alias_only {
             publish.topic = ByteStr::new();
+        } else if self.strip > 0 {
+            publish.topic = self.message.topic_after(self.strip);
         }
         publish
     }
@@ -230,8 +254,13 @@ impl OutPublish {
     }
 
     fn frame(&self, version: ProtocolVersion) -> Result<Cow<'_, EncodedPublish>, EncodeError> {
-        self.message
-            .frame(version, self.opts.qos, self.opts.retain, self.expiry)
+        self.message.frame(
+            version,
+            self.opts.qos,
+            self.opts.retain,
+            self.expiry,
+            self.strip,
+        )
     }
 }
 
@@ -322,21 +351,21 @@ mod tests {
         let now = Instant::now();
         let m = message(None, now);
         m.expect_many_subscribers();
-        let first = m.frame(ProtocolVersion::V5, QoS::AtLeastOnce, false, None);
-        let second = m.frame(ProtocolVersion::V5, QoS::AtLeastOnce, false, None);
+        let first = m.frame(ProtocolVersion::V5, QoS::AtLeastOnce, false, None, 0);
+        let second = m.frame(ProtocolVersion::V5, QoS::AtLeastOnce, false, None, 0);
         let (Ok(Cow::Borrowed(a)), Ok(Cow::Borrowed(b))) = (first, second) else {
             panic!("expected both from the cache");
         };
         assert_eq!(a.frame().as_ptr(), b.frame().as_ptr());
         // v3.1 and v3.1.1 PUBLISHes are the same bytes: one frame.
-        let v31 = m.frame(ProtocolVersion::V3_1, QoS::AtMostOnce, false, None);
-        let v311 = m.frame(ProtocolVersion::V3_1_1, QoS::AtMostOnce, false, None);
+        let v31 = m.frame(ProtocolVersion::V3_1, QoS::AtMostOnce, false, None, 0);
+        let v311 = m.frame(ProtocolVersion::V3_1_1, QoS::AtMostOnce, false, None, 0);
         let (Ok(Cow::Borrowed(a)), Ok(Cow::Borrowed(b))) = (v31, v311) else {
             panic!("expected both from the cache");
         };
         assert_eq!(a.frame().as_ptr(), b.frame().as_ptr());
         // Other keys are other frames.
-        let v5_q0 = m.frame(ProtocolVersion::V5, QoS::AtMostOnce, false, None);
+        let v5_q0 = m.frame(ProtocolVersion::V5, QoS::AtMostOnce, false, None, 0);
         assert_ne!(v5_q0.expect("encode").frame().as_ptr(), a.frame().as_ptr());
         assert!(
             format!("{:?}", m.frames).contains("cached: 3"),
@@ -349,7 +378,7 @@ mod tests {
     fn a_message_for_one_subscriber_is_not_cached() {
         let now = Instant::now();
         let m = message(None, now);
-        let frame = m.frame(ProtocolVersion::V5, QoS::AtMostOnce, false, None);
+        let frame = m.frame(ProtocolVersion::V5, QoS::AtMostOnce, false, None, 0);
         assert!(matches!(frame, Ok(Cow::Owned(_))));
         assert!(m.frames.slots.get().is_none());
         // The clone of a message (the retained store's copy) starts empty.
@@ -402,5 +431,44 @@ mod tests {
         assert!(aliased.to_publish().topic.is_empty());
         // Neither filled a slot.
         assert!(m.frames.slots.get().is_none());
+    }
+
+    #[test]
+    fn a_stripped_topic_never_reuses_a_frame_of_the_whole_topic() {
+        let now = Instant::now();
+        let m = message(None, now);
+        m.expect_many_subscribers();
+        let whole = out(&m, QoS::AtLeastOnce, false, false, now);
+        let mut stripped = whole.clone();
+        stripped.strip = "fleet/".len() as u32;
+        assert_eq!(stripped.to_publish().topic, "7/temp");
+        // Whichever is encoded first fills the slot; the other is right too.
+        for order in [[&whole, &stripped], [&stripped, &whole]] {
+            let m2 = message(None, now);
+            m2.expect_many_subscribers();
+            for p in order {
+                let p = OutPublish {
+                    message: Arc::clone(&m2),
+                    ..p.clone()
+                };
+                for version in VERSIONS {
+                    let mut buf = BytesMut::new();
+                    p.encode(version, &mut buf).expect("encode");
+                    assert_eq!(buf, reference(&p, version), "strip={}", p.strip);
+                }
+            }
+        }
+        // Subscribers stripping the same prefix share one frame.
+        let a = m.frame(ProtocolVersion::V5, QoS::AtMostOnce, false, None, 6);
+        let b = m.frame(ProtocolVersion::V5, QoS::AtMostOnce, false, None, 6);
+        let (Ok(Cow::Borrowed(a)), Ok(Cow::Borrowed(b))) = (a, b) else {
+            panic!("expected both from the cache");
+        };
+        assert_eq!(a.frame().as_ptr(), b.frame().as_ptr());
+        let whole = m.frame(ProtocolVersion::V5, QoS::AtMostOnce, false, None, 0);
+        assert!(
+            matches!(whole, Ok(Cow::Owned(_))),
+            "another topic: unshared"
+        );
     }
 }

@@ -32,10 +32,10 @@ fn found(store: &RetainedStore<String>, filter: &str, now: Instant) -> Vec<Strin
     topics
 }
 
-fn store_with(topics: &[&str], now: Instant) -> RetainedStore<String> {
+fn store_with(topics: &[&str]) -> RetainedStore<String> {
     let mut store = RetainedStore::new(UNLIMITED);
     for t in topics {
-        assert_eq!(store.set(t, format!("m:{t}"), None, now), Ok(None));
+        assert_eq!(store.set(t, format!("m:{t}"), None), Ok(None));
     }
     store
 }
@@ -44,11 +44,11 @@ fn store_with(topics: &[&str], now: Instant) -> RetainedStore<String> {
 fn set_replace_remove_and_accounting() {
     let now = Instant::now();
     let mut store = RetainedStore::new(UNLIMITED);
-    assert_eq!(store.set("a/b", "12345".to_owned(), None, now), Ok(None));
-    assert_eq!(store.set("a", "1".to_owned(), None, now), Ok(None));
+    assert_eq!(store.set("a/b", "12345".to_owned(), None), Ok(None));
+    assert_eq!(store.set("a", "1".to_owned(), None), Ok(None));
     assert_eq!((store.len(), store.total_bytes()), (2, 6));
     assert_eq!(
-        store.set("a/b", "xy".to_owned(), None, now),
+        store.set("a/b", "xy".to_owned(), None),
         Ok(Some("12345".to_owned()))
     );
     assert_eq!((store.len(), store.total_bytes()), (2, 3));
@@ -79,7 +79,7 @@ fn lookups_by_filter_follow_the_matching_rules() {
         "$SYS",
         "a/$b",
     ];
-    let store = store_with(&topics, now);
+    let store = store_with(&topics);
     let cases: &[(&str, &[&str])] = &[
         (
             "sport/tennis/player1/#",
@@ -127,12 +127,12 @@ fn expired_messages_are_hidden_then_purged() {
     let t0 = Instant::now();
     let mut store = RetainedStore::new(UNLIMITED);
     store
-        .set("a/1", "m:a/1".to_owned(), Some(t0 + secs(10)), t0)
+        .set("a/1", "m:a/1".to_owned(), Some(t0 + secs(10)))
         .ok();
     store
-        .set("a/2", "m:a/2".to_owned(), Some(t0 + secs(20)), t0)
+        .set("a/2", "m:a/2".to_owned(), Some(t0 + secs(20)))
         .ok();
-    store.set("a/3", "m:a/3".to_owned(), None, t0).ok();
+    store.set("a/3", "m:a/3".to_owned(), None).ok();
     assert_eq!(store.next_expiry(), Some(t0 + secs(10)));
     assert_eq!(found(&store, "a/+", t0 + secs(9)), ["a/1", "a/2", "a/3"]);
     assert_eq!(
@@ -156,12 +156,8 @@ fn expired_messages_are_hidden_then_purged() {
 fn replacing_a_message_replaces_its_expiry() {
     let t0 = Instant::now();
     let mut store = RetainedStore::new(UNLIMITED);
-    store
-        .set("t", "old".to_owned(), Some(t0 + secs(5)), t0)
-        .ok();
-    store
-        .set("t", "new".to_owned(), Some(t0 + secs(50)), t0)
-        .ok();
+    store.set("t", "old".to_owned(), Some(t0 + secs(5))).ok();
+    store.set("t", "new".to_owned(), Some(t0 + secs(50))).ok();
     assert_eq!(
         store.purge_expired(t0 + secs(10)),
         0,
@@ -171,16 +167,12 @@ fn replacing_a_message_replaces_its_expiry() {
         store.get("t", t0 + secs(10)).map(String::as_str),
         Some("new")
     );
-    store.set("t", "forever".to_owned(), None, t0).ok();
+    store.set("t", "forever".to_owned(), None).ok();
     assert_eq!(store.next_expiry(), None);
     assert_eq!(store.purge_expired(t0 + secs(100)), 0);
     assert_eq!(store.len(), 1);
-    store
-        .set("t", "same".to_owned(), Some(t0 + secs(7)), t0)
-        .ok();
-    store
-        .set("t", "again".to_owned(), Some(t0 + secs(7)), t0)
-        .ok();
+    store.set("t", "same".to_owned(), Some(t0 + secs(7))).ok();
+    store.set("t", "again".to_owned(), Some(t0 + secs(7))).ok();
     assert_eq!(
         store.next_expiry(),
         Some(t0 + secs(7)),
@@ -199,31 +191,33 @@ fn limits_refuse_with_typed_errors() {
     };
     let mut store = RetainedStore::new(limits);
     assert_eq!(
-        store.set("big", b"12345".to_vec(), None, t0),
+        store.set("big", b"12345".to_vec(), None),
         Err(RetainError::PayloadTooLarge { size: 5, max: 4 })
     );
-    assert_eq!(store.set("a", b"1234".to_vec(), None, t0), Ok(None));
+    assert_eq!(store.set("a", b"1234".to_vec(), None), Ok(None));
+    assert_eq!(store.set("b", b"1".to_vec(), Some(t0 + secs(1))), Ok(None));
     assert_eq!(
-        store.set("b", b"1".to_vec(), Some(t0 + secs(1)), t0),
-        Ok(None)
-    );
-    assert_eq!(
-        store.set("c", b"1".to_vec(), None, t0),
+        store.set("c", b"1".to_vec(), None),
         Err(RetainError::StoreFull { max: 2 })
     );
     assert_eq!(store.get("c", t0), None, "a refused message is not stored");
     assert_eq!(
-        store.set("a", b"9".to_vec(), None, t0),
+        store.set("a", b"9".to_vec(), None),
         Ok(Some(b"1234".to_vec())),
         "replacing needs no room"
     );
-    // Once "b" has expired, its place is reclaimed.
-    assert_eq!(store.set("c", b"1".to_vec(), None, t0 + secs(1)), Ok(None));
+    // An expired message keeps its place until it is purged.
+    assert_eq!(
+        store.set("c", b"1".to_vec(), None),
+        Err(RetainError::StoreFull { max: 2 })
+    );
+    assert_eq!(store.purge_expired(t0 + secs(1)), 1);
+    assert_eq!(store.set("c", b"1".to_vec(), None), Ok(None));
     assert_eq!((store.len(), store.total_bytes()), (2, 2));
     assert_eq!(store.get("b", t0), None);
     assert_eq!(store.limits(), limits);
     store.set_limits(UNLIMITED);
-    assert_eq!(store.set("d", vec![0; 100], None, t0), Ok(None));
+    assert_eq!(store.set("d", vec![0; 100], None), Ok(None));
 }
 
 #[test]
@@ -231,7 +225,7 @@ fn works_with_shared_payloads() {
     let t0 = Instant::now();
     let mut store: RetainedStore<Arc<bytes::Bytes>> = RetainedStore::new(UNLIMITED);
     let payload = Arc::new(bytes::Bytes::from_static(b"hello"));
-    store.set("x", Arc::clone(&payload), None, t0).ok();
+    store.set("x", Arc::clone(&payload), None).ok();
     assert_eq!(store.total_bytes(), 5);
     assert!(store.get("x", t0).is_some_and(|m| Arc::ptr_eq(m, &payload)));
 }
@@ -276,7 +270,7 @@ proptest! {
         let mut model: BTreeMap<String, Option<Instant>> = BTreeMap::new();
         for (topic, ttl) in &entries {
             let expires = ttl.map(|s| t0 + secs(s));
-            store.set(topic, format!("m:{topic}"), expires, t0).ok();
+            store.set(topic, format!("m:{topic}"), expires).ok();
             model.insert(topic.clone(), expires);
         }
         for topic in &removed {

@@ -123,6 +123,7 @@ mod tests {
                 from: "p".into(),
                 received_at: Instant::now(),
                 expires_at: None,
+                expiry_sent: true,
                 properties: MessageProperties::default(),
                 frames: Default::default(),
             }),

@@ -245,6 +245,7 @@ fn run(config: SessionConfig, ops: Vec<Op>) {
                     from: "publisher".into(),
                     received_at: now,
                     expires_at: expiry.map(|e| now + Duration::from_secs(u64::from(e))),
+                    expiry_sent: true,
                     properties: MessageProperties::default(),
                     frames: Default::default(),
                 });

@@ -22,6 +22,7 @@ fn msg(tag: &str, qos: QoS, t0: Instant) -> Arc<Message> {
         from: "publisher".into(),
         received_at: t0,
         expires_at: None,
+        expiry_sent: true,
         properties: MessageProperties::default(),
         frames: Default::default(),
     })

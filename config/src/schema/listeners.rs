@@ -271,6 +271,7 @@ macro_rules! view {
                     bind: $l.bind,
                     max_connections: $l.max_connections,
                     acceptors: $l.acceptors,
+                    mountpoint: &$l.mountpoint,
                     ssl_options: $ssl,
                     websocket: $ws,
                 }
@@ -340,6 +341,8 @@ pub struct ListenerRef<'a> {
     pub max_connections: Limit,
     /// Its acceptor count.
     pub acceptors: u32,
+    /// Its mountpoint (empty for none).
+    pub mountpoint: &'a str,
     /// Its TLS settings, for ssl, wss and quic.
     pub ssl_options: Option<&'a SslOptions>,
     /// Its WebSocket settings, for ws and wss.
@@ -371,6 +374,12 @@ impl Listeners {
                 &at("acceptors"),
                 l.acceptors,
                 "at least 1",
+            )?;
+            check(
+                mountpoint_is_valid(l.mountpoint),
+                &at("mountpoint"),
+                format!("{:?}", l.mountpoint),
+                "topic text without +, # or U+0000, up to 65535 bytes, whose only placeholders are ${clientid} and ${username}",
             )?;
             if let Some(ws) = l.websocket {
                 check(
@@ -425,5 +434,31 @@ impl Listeners {
             seen.push(l);
         }
         Ok(())
+    }
+}
+
+/// Whether a mountpoint can prefix topic names: no wildcard or U+0000, not
+/// longer than a topic, and no placeholder but `${clientid}` and
+/// `${username}` (the broker replaces those at CONNECT).
+fn mountpoint_is_valid(mountpoint: &str) -> bool {
+    let without = mountpoint
+        .replace("${clientid}", "")
+        .replace("${username}", "");
+    mountpoint.len() <= 65535 && !without.contains(['+', '#', '\0']) && !without.contains("${")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mountpoint_is_valid;
+
+    #[test]
+    fn mountpoints_must_be_topic_text_with_known_placeholders() {
+        for ok in ["", "dev/", "t/${clientid}/", "${username}/${clientid}/x/"] {
+            assert!(mountpoint_is_valid(ok), "{ok:?}");
+        }
+        for bad in ["a/+/", "#", "a\0", "t/${peerhost}/", "t/${clientid", "t/${"] {
+            assert!(!mountpoint_is_valid(bad), "{bad:?}");
+        }
+        assert!(!mountpoint_is_valid(&"a".repeat(65536)));
     }
 }

@@ -1,0 +1,51 @@
+//! The retained-message clearer (EMQX's `retainer.msg_clear_interval`):
+//! a supervised worker that removes expired retained messages from the
+//! router's store every interval. Until it does, an expired message is no
+//! longer sent to new subscribers but keeps its place in the store, so it
+//! still counts against `retainer.max_retained_messages`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, AsyncContext, Context};
+use girder_supervision::ChildSpec;
+use tracing::debug;
+
+use crate::router::Router;
+
+/// Removes expired retained messages every `interval`.
+#[derive(Debug)]
+pub struct RetainedClearer {
+    router: Arc<Router>,
+    interval: Duration,
+}
+
+impl RetainedClearer {
+    /// A clearer of `router`'s retained store.
+    pub fn new(router: Arc<Router>, interval: Duration) -> Self {
+        Self { router, interval }
+    }
+
+    /// The child spec of a permanent worker clearing `router` every
+    /// `interval` (restarted by its supervisor if it fails).
+    pub fn child_spec(router: Arc<Router>, interval: Duration) -> ChildSpec {
+        ChildSpec::worker("retainer", move || {
+            RetainedClearer::new(Arc::clone(&router), interval)
+        })
+    }
+
+    fn clear(&mut self) {
+        let removed = self.router.purge_expired_retained(Instant::now());
+        if removed > 0 {
+            debug!(removed, "expired retained messages removed");
+        }
+    }
+}
+
+impl Actor for RetainedClearer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.interval, |act, _| act.clear());
+    }
+}
