@@ -2,7 +2,9 @@
 //! a supervised worker that removes expired retained messages from the
 //! router's store every interval. Until it does, an expired message is no
 //! longer sent to new subscribers but keeps its place in the store, so it
-//! still counts against `retainer.max_retained_messages`.
+//! still counts against `retainer.max_retained_messages` (without a
+//! clearer, a full store removes its expired messages itself when a new
+//! topic would not fit).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use girder_broker::codec::ByteStr;
 use girder_broker::exclusive;
 use girder_broker::message::{Delivery, Message, SubOpts};
-use girder_broker::retained::{RetainedLimits, RetainedStore};
+use girder_broker::retained::{RetainError, RetainedLimits, RetainedStore};
 use girder_broker::shared::{PickInput, SharedSubscriptions, Strategy};
 use girder_broker::topic::{parse_filter, ParsedFilter, ShardedIndex, TopicLimits};
 use girder_cluster::rlog::Rlog;
@@ -148,6 +148,11 @@ pub struct RouterConfig {
     /// (`mqtt.exclusive_subscription`; who may hold it is the channel's
     /// check). When false it is an ordinary filter.
     pub exclusive_subscription: bool,
+    /// Whether a periodic clearer removes expired retained messages
+    /// (`retainer.msg_clear_interval` set). Without one, a full store
+    /// removes its expired messages itself when a new topic would not fit,
+    /// so that expired messages never keep live ones out for good.
+    pub retained_clearer: bool,
 }
 
 /// The node's routing state. Shared by every channel actor (`Arc<Router>`).
@@ -385,15 +390,18 @@ impl Router {
         let mut store = self.retained.write();
         if message.payload.is_empty() {
             store.remove(&message.topic);
-        } else if store
-            .set(
-                &message.topic,
-                Arc::new(message.compact()),
-                self.retained_deadline(message, now),
-            )
-            .is_err()
-        {
-            self.metrics.retained_refused();
+        } else {
+            let deadline = self.retained_deadline(message, now);
+            let mut result = store.set(&message.topic, Arc::new(message.compact()), deadline);
+            if matches!(result, Err(RetainError::StoreFull { .. }))
+                && !self.config.retained_clearer
+                && store.purge_expired(now) > 0
+            {
+                result = store.set(&message.topic, Arc::new(message.compact()), deadline);
+            }
+            if result.is_err() {
+                self.metrics.retained_refused();
+            }
         }
     }
 

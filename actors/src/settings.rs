@@ -100,6 +100,7 @@ pub fn router_config(config: &Config) -> RouterConfig {
         max_retained_messages: config.retainer.max_messages().map_or(0, |n| limit(Some(n))),
         max_retained_payload: limit(Some(config.retainer.max_payload_size.0)),
         retained_expiry: nonzero(config.retainer.msg_expiry_interval.0),
+        retained_clearer: retained_clear_interval(config).is_some(),
         exclusive_subscription: config.mqtt.exclusive_subscription,
     }
 }

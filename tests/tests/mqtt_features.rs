@@ -273,31 +273,34 @@ async fn is_retained(b: &Broker, p: &mut RawClient, topic: &str, pid: u16) -> Re
 }
 
 /// With `retainer.max_retained_messages = 1`, an expired retained message
-/// keeps its place until it is cleared: a new topic is refused before
-/// `retainer.msg_clear_interval` has removed it and stored after.
+/// keeps its place until `retainer.msg_clear_interval` removes it: a new
+/// topic is refused before the clear and stored after. Without a clearer
+/// (`0s`), a full store removes its expired messages itself.
 #[tokio::test]
 async fn expired_retained_messages_are_cleared_every_interval() -> Result<()> {
     let limit = "retainer.max_retained_messages = 1\nretainer.msg_expiry_interval = 1s\n";
-    let Some(never) = Broker::with_config(&format!("{limit}retainer.msg_clear_interval = 0s"))?
+    let node =
+        |clear: &str| Broker::with_config(&format!("{limit}retainer.msg_clear_interval = {clear}"));
+    let (Some(never), Some(slow), Some(cleared)) = (node("0s")?, node("1h")?, node("300ms")?)
     else {
         return Ok(());
     };
-    let Some(cleared) =
-        Broker::with_config(&format!("{limit}retainer.msg_clear_interval = 300ms"))?
-    else {
-        return Ok(());
-    };
-    for b in [&never, &cleared] {
+    for b in [&never, &slow, &cleared] {
         let mut p = RawClient::connected(b.addr, &Connect::v5(&unique("p"))).await?;
         assert!(is_retained(b, &mut p, &unique("first"), 1).await?);
         assert!(!is_retained(b, &mut p, &unique("second"), 2).await?, "full");
     }
-    // Both first messages have expired after 1 s.
+    // Every first message has expired after 1 s.
     sleep(Duration::from_millis(1100)).await;
     let mut p = RawClient::connected(never.addr, &Connect::v5(&unique("p"))).await?;
     assert!(
-        !is_retained(&never, &mut p, &unique("third"), 3).await?,
-        "never cleared: the expired message still holds the only place"
+        is_retained(&never, &mut p, &unique("third"), 3).await?,
+        "no clearer: the full store makes room from its expired messages"
+    );
+    let mut p = RawClient::connected(slow.addr, &Connect::v5(&unique("p"))).await?;
+    assert!(
+        !is_retained(&slow, &mut p, &unique("third"), 3).await?,
+        "not cleared yet: the expired message still holds the only place"
     );
     let mut p = RawClient::connected(cleared.addr, &Connect::v5(&unique("p"))).await?;
     let deadline = Instant::now() + WAIT;

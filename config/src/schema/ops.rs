@@ -158,7 +158,6 @@ pub struct Prometheus {
     pub enable_basic_auth: bool,
 }
 
-
 /// `admin`: the gRPC admin API, `/metrics` and `/health` (EMQX's dashboard
 /// port).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -194,7 +193,6 @@ pub struct SysEventMessages {
     pub client_unsubscribed: bool,
 }
 
-
 /// `sys_topics`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -208,7 +206,6 @@ pub struct SysTopics {
     /// Client event messages.
     pub sys_event_messages: SysEventMessages,
 }
-
 
 impl SysTopics {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
