@@ -27,7 +27,7 @@ use tracing::info;
 
 use crate::cluster::ClusterSide;
 use crate::cm::ClientRegistry;
-use crate::listener::BoundListener;
+use crate::listener::{BoundListener, ListenerContext, ListenerSettings};
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::settings;
@@ -46,6 +46,16 @@ pub struct NodeShared {
     /// A socket that sends no CONNECT in this time is closed
     /// (`mqtt.idle_timeout`).
     pub idle_timeout: Duration,
+}
+
+/// The channel settings of one listener's clients: `mqtt.*`, for every
+/// listener alike so far. `name` is the listener's `tcp:default` style name.
+fn listener_channel_config(
+    config: &Config,
+    _name: &str,
+    _listener: &girder_config::TcpListener,
+) -> ChannelConfig {
+    settings::channel_config(config)
 }
 
 /// Why a node could not start.
@@ -86,15 +96,18 @@ impl Node {
     pub async fn start(config: &Config) -> Result<Node, NodeError> {
         // Bind first: a port in use stops start-up before anything runs.
         let mut bound = Vec::new();
-        for (name, listener) in &config.listeners.tcp {
+        for (key, listener) in &config.listeners.tcp {
             if !listener.enable {
                 continue;
             }
-            let name = format!("tcp:{name}");
+            let name = format!("tcp:{key}");
             let addr = listener.bind.0;
-            let max = listener.max_connections.finite().map(|n| n as usize);
+            let settings = ListenerSettings::from_config(listener)
+                .map_err(|e| NodeError::Config(format!("listeners.tcp.{key}.{e}")))?;
+            let channel_config = Arc::new(listener_channel_config(config, &name, listener));
+            let context = Arc::new(ListenerContext::new(name.clone(), channel_config, listener));
             let b =
-                BoundListener::bind(name.clone(), addr, max).map_err(|source| NodeError::Bind {
+                BoundListener::bind(addr, settings, context).map_err(|source| NodeError::Bind {
                     name: name.clone(),
                     addr,
                     source,
