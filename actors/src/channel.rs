@@ -671,7 +671,8 @@ impl ChannelActor {
             }
             self.close_socket(ctx, CloseCause::SocketClosed, None);
         }
-        self.flush(ctx);
+        // Also sends what closing routed (a will).
+        self.finish(ctx);
     }
 
     /// The write buffer (allocating the buffers if need be).
