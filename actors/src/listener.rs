@@ -382,3 +382,51 @@ impl StreamHandler<Accepted> for Acceptor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(text: &str) -> girder_config::TcpListener {
+        let config = girder_config::Config::from_hocon(text).expect("test config");
+        config.listeners.tcp["default"].clone()
+    }
+
+    fn context(l: &girder_config::TcpListener) -> ListenerContext {
+        ListenerContext::new("tcp:default".into(), Arc::default(), l)
+    }
+
+    #[test]
+    fn the_context_carries_send_timeout_and_read_size() {
+        let d = context(&listener(""));
+        assert_eq!(d.send_timeout, Some(Duration::from_secs(15)));
+        assert_eq!(d.read_chunk, READ_CHUNK);
+        assert_eq!(d.proxied, None);
+        let l = listener("listeners.tcp.default.tcp_options { buffer = 2KB, send_timeout = 3s }\n");
+        let c = context(&l);
+        assert_eq!(c.read_chunk, 2048);
+        assert_eq!(c.send_timeout, Some(Duration::from_secs(3)));
+        let never = listener("listeners.tcp.default.tcp_options.send_timeout_close = false\n");
+        assert_eq!(context(&never).send_timeout, None);
+    }
+
+    #[test]
+    fn settings_follow_the_listener_keys() {
+        let d = ListenerSettings::from_config(&listener("")).expect("settings");
+        assert_eq!(d.acceptors, 16);
+        assert_eq!(d.proxy_protocol, None);
+        assert_eq!(d.max_connections, None);
+        assert_eq!(d.socket.backlog, 1024);
+        let s = ListenerSettings::from_config(&listener(
+            "listeners.tcp.default {\n  acceptors = 3\n  proxy_protocol = true\n  \
+             proxy_protocol_timeout = 2s\n  max_connections = 10\n  \
+             access_rules = [\"deny 10.0.0.0/8\"]\n}\n",
+        ))
+        .expect("settings");
+        assert_eq!(s.acceptors, 3);
+        assert_eq!(s.proxy_protocol, Some(Duration::from_secs(2)));
+        assert_eq!(s.max_connections, Some(10));
+        assert!(!s.access.allows("10.1.2.3".parse().expect("ip")));
+        assert!(s.access.allows("11.1.2.3".parse().expect("ip")));
+    }
+}

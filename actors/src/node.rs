@@ -8,11 +8,13 @@
 //! └─ listeners (one_for_one)
 //!    └─ listener:tcp:<name> (rest_for_one)
 //!       ├─ connections (dynamic)   one temporary channel actor per client
-//!       └─ acceptor                permanent
+//!       └─ acceptor:0..N-1         permanent, `acceptors` of them
 //! ```
 //!
-//! Listening sockets are bound before the tree starts, so a start-up error
-//! (a port in use, a bad address) is reported before anything runs.
+//! Listening sockets are bound before the tree starts, with their
+//! `tcp_options`, so a start-up error (a port in use, a bad address) is
+//! reported before anything runs. Each listener's channel actors share its
+//! [`ListenerContext`], built here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
