@@ -370,15 +370,17 @@ impl StreamHandler<Accepted> for Acceptor {
             debug!(listener = %self.edge.name, %peer, "connection refused: listener full");
             return;
         }
+        // Without a PROXY header to wait for, a denied client is closed
+        // before anything is set on its socket.
+        if settings.proxy_protocol.is_none() && !self.admits(peer) {
+            return;
+        }
         if let Err(err) = settings.socket.apply(SockRef::from(&stream)) {
             debug!(listener = %self.edge.name, %peer, cause = %err, "socket options not set");
         }
-        if let Some(limit) = settings.proxy_protocol {
-            self.await_proxy_header(ctx, stream, peer, limit);
-            return;
-        }
-        if self.admits(peer) {
-            self.start_channel(ctx, stream, None);
+        match settings.proxy_protocol {
+            Some(limit) => self.await_proxy_header(ctx, stream, peer, limit),
+            None => self.start_channel(ctx, stream, None),
         }
     }
 }

@@ -253,6 +253,24 @@ async fn proxy_protocol_requires_a_header_in_time() -> Result<()> {
     refused(TcpStream::connect(b.addr).await?, &connect("no-header")).await
 }
 
+/// The address a PROXY header names is the client's in the node's log.
+#[tokio::test]
+async fn the_proxied_address_is_the_peer_in_logs() -> Result<()> {
+    let config = "listeners.tcp.default.proxy_protocol = true\nlog.console.level = debug\n";
+    let Some(b) = Broker::with_config(config)? else {
+        return Ok(());
+    };
+    let node = b.node.as_ref().context("a girder node")?;
+    // A malformed first packet (reserved packet type 0) is logged with the
+    // client's address.
+    let mut bytes = proxy_v1("198.51.100.77", 4777);
+    bytes.extend_from_slice(&[0x00, 0x00]);
+    refused(TcpStream::connect(b.addr).await?, &bytes).await?;
+    eventually(WAIT, || async { node.log().contains("198.51.100.77:4777") })
+        .await
+        .context("the proxied address is not in the log")
+}
+
 /// A subscriber that never reads while messages flood in: once a write to
 /// it has been blocked for `send_timeout`, the broker closes the
 /// connection (its will is published, its socket ends).

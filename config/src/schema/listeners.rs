@@ -104,7 +104,7 @@ impl TcpOptions {
             (1..=i32::MAX as u32).contains(&self.backlog),
             &at("tcp_options.backlog"),
             self.backlog,
-            "at least 1",
+            "between 1 and 2147483647",
         )?;
         check(
             !self.send_timeout.0.is_zero(),
