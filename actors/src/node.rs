@@ -41,7 +41,8 @@ pub struct NodeShared {
     pub router: Arc<Router>,
     /// Client id → channel actor.
     pub cm: ClientRegistry,
-    /// What channels enforce.
+    /// The node-wide channel settings (`mqtt.*`); channel actors use their
+    /// listener's, in its [`ListenerContext`].
     pub channel_config: Arc<ChannelConfig>,
     /// Counters.
     pub metrics: Arc<Metrics>,
