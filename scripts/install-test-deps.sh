@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suites need besides the Rust toolchain: the Mosquitto
-# command-line clients (mosquitto_pub / mosquitto_sub), the Mosquitto broker
+# command-line clients (mosquitto_pub / mosquitto_sub), `ss` (iproute2), the Mosquitto broker
 # (a peer in the benchmark), and the Python packages of tests/python.
 # Idempotent: a second run only checks.
 set -euo pipefail
 
 need_apt=()
 command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
+# `ss` (tests/tests/mqtt_listener.rs reads a listening socket's backlog).
+command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "install-test-deps: apt-get install ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -17,6 +17,7 @@
 
 use std::collections::HashSet;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -34,14 +35,15 @@ use tracing::debug;
 
 use crate::cm::Registered;
 use crate::keepalive::{self, KeepaliveCheck};
+use crate::listener::ListenerContext;
 use crate::metrics::Metrics;
 use crate::node::NodeShared;
 use crate::router::{DeliveryBatch, Subscriber};
 
 /// Most bytes read from one socket before yielding to other actors.
 const READ_BUDGET: usize = 64 * 1024;
-/// Size of each read.
-const READ_CHUNK: usize = 8 * 1024;
+/// Size of each read, unless the listener's `tcp_options.buffer` says.
+pub(crate) const READ_CHUNK: usize = 8 * 1024;
 /// Output held for a slow client before QoS 0 deliveries are dropped.
 const MAX_WRITE_BACKLOG: usize = 4 * 1024 * 1024;
 /// How long a new connection waits for the previous holder of its client
@@ -112,12 +114,18 @@ struct Buffers {
     write: BytesMut,
 }
 
-/// Shows a socket's peer address in logs, or `-` once it is unknown.
-struct Peer<'a>(Option<&'a TcpStream>);
+/// Shows the client's address in logs: the one its PROXY header named,
+/// else the socket's peer address, or `-` once the socket is gone.
+struct Peer<'a>(Option<&'a TcpStream>, Option<&'a SocketAddr>);
 
 impl std::fmt::Display for Peer<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0.and_then(|s| s.peer_addr().ok()) {
+        let addr = match self {
+            Peer(None, _) => None,
+            Peer(Some(_), Some(proxied)) => Some(**proxied),
+            Peer(Some(stream), None) => stream.peer_addr().ok(),
+        };
+        match addr {
             Some(addr) => addr.fmt(f),
             None => f.write_str("-"),
         }
@@ -210,14 +218,21 @@ pub struct ChannelActor {
     /// it keeps without a client; see [`keepalive`]); 0: none.
     wheel_tick: u32,
     counted_connection: bool,
+    /// The listener's settings (channel config, send timeout, read size)
+    /// and the client's address from a PROXY header.
+    listener: Arc<ListenerContext>,
 }
 
 impl ChannelActor {
     /// A channel actor for a freshly accepted socket (`None` when the
     /// socket could not be registered with this arbiter: the actor ends at
-    /// once).
-    pub fn start_with(stream: Option<TcpStream>, shared: Arc<NodeShared>) -> Self {
-        let config = Arc::clone(&shared.channel_config);
+    /// once), of the listener whose context is `listener`.
+    pub fn start_with(
+        stream: Option<TcpStream>,
+        shared: Arc<NodeShared>,
+        listener: Arc<ListenerContext>,
+    ) -> Self {
+        let config = Arc::clone(&listener.channel_config);
         Self {
             id: shared.router.next_subscriber_id(),
             decoder: codec::Decoder::new(config.max_packet_size),
@@ -233,6 +248,7 @@ impl ChannelActor {
             registered: false,
             wheel_tick: 0,
             counted_connection: true,
+            listener,
         }
     }
 
@@ -253,7 +269,7 @@ impl ChannelActor {
         let mut eof = false;
         let rbuf = &mut self.bufs.get_or_insert_default().read;
         while total < READ_BUDGET {
-            rbuf.reserve(READ_CHUNK);
+            rbuf.reserve(self.listener.read_chunk);
             match stream.try_read_buf(rbuf) {
                 Ok(0) => {
                     eof = true;
@@ -262,7 +278,7 @@ impl ChannelActor {
                 Ok(n) => total += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    debug!(peer = %Peer(Some(stream)), cause = %e, "read error");
+                    debug!(peer = %Peer(Some(stream), self.listener.proxied.as_ref()), cause = %e, "read error");
                     eof = true;
                     break;
                 }
@@ -609,17 +625,25 @@ impl ChannelActor {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.write_waiting = true;
-                    ctx.spawn(Writable.map(|result, act, ctx| {
-                        act.write_waiting = false;
-                        if result.is_err() {
-                            act.close_socket(ctx, CloseCause::SocketClosed, None);
+                    // A write blocked past the listener's send timeout
+                    // closes the connection; each blocked write is timed.
+                    match self.listener.send_timeout {
+                        Some(limit) => {
+                            ctx.spawn(Writable.timeout(limit).map(|result, act, ctx| {
+                                act.writable(
+                                    ctx,
+                                    result.unwrap_or(Err(io::ErrorKind::TimedOut.into())),
+                                )
+                            }))
                         }
-                        act.flush(ctx);
-                    }));
+                        None => {
+                            ctx.spawn(Writable.map(|result, act, ctx| act.writable(ctx, result)))
+                        }
+                    };
                     return;
                 }
                 Err(e) => {
-                    debug!(peer = %Peer(Some(stream)), cause = %e, "write error");
+                    debug!(peer = %Peer(Some(stream), self.listener.proxied.as_ref()), cause = %e, "write error");
                     wbuf.clear();
                     self.write_waiting = true;
                     ctx.run_later(Duration::ZERO, |act, ctx| {
@@ -633,6 +657,22 @@ impl ChannelActor {
         }
         *wbuf = BytesMut::new();
         self.release_buffers();
+    }
+
+    /// A blocked write ended: the socket is writable again, or it failed or
+    /// stayed blocked past the send timeout (the connection is closed).
+    fn writable(&mut self, ctx: &mut Context<Self>, result: io::Result<()>) {
+        self.write_waiting = false;
+        if let Err(err) = result {
+            debug!(peer = %self.peer(), cause = %err, "write blocked: connection closed");
+            // What is still pending cannot be written.
+            if let Some(bufs) = self.bufs.as_mut() {
+                bufs.write.clear();
+            }
+            self.close_socket(ctx, CloseCause::SocketClosed, None);
+        }
+        // Also sends what closing routed (a will).
+        self.finish(ctx);
     }
 
     /// The write buffer (allocating the buffers if need be).
@@ -654,7 +694,7 @@ impl ChannelActor {
     /// The client's address, for logs (read from the socket rather than
     /// kept in every connection).
     fn peer(&self) -> Peer<'_> {
-        Peer(self.stream.as_ref())
+        Peer(self.stream.as_ref(), self.listener.proxied.as_ref())
     }
 }
 

@@ -8,11 +8,13 @@
 //! └─ listeners (one_for_one)
 //!    └─ listener:tcp:<name> (rest_for_one)
 //!       ├─ connections (dynamic)   one temporary channel actor per client
-//!       └─ acceptor                permanent
+//!       └─ acceptor:0..N-1         permanent, `acceptors` of them
 //! ```
 //!
-//! Listening sockets are bound before the tree starts, so a start-up error
-//! (a port in use, a bad address) is reported before anything runs.
+//! Listening sockets are bound before the tree starts, with their
+//! `tcp_options`, so a start-up error (a port in use, a bad address) is
+//! reported before anything runs. Each listener's channel actors share its
+//! [`ListenerContext`], built here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,7 +29,7 @@ use tracing::info;
 
 use crate::cluster::ClusterSide;
 use crate::cm::ClientRegistry;
-use crate::listener::BoundListener;
+use crate::listener::{BoundListener, ListenerContext, ListenerSettings};
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::settings;
@@ -39,13 +41,29 @@ pub struct NodeShared {
     pub router: Arc<Router>,
     /// Client id → channel actor.
     pub cm: ClientRegistry,
-    /// What channels enforce.
+    /// The node-wide channel settings (`mqtt.*`); channel actors use their
+    /// listener's, in its [`ListenerContext`].
     pub channel_config: Arc<ChannelConfig>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// A socket that sends no CONNECT in this time is closed
     /// (`mqtt.idle_timeout`).
     pub idle_timeout: Duration,
+}
+
+/// The channel settings of one listener's clients: `mqtt.*` (`base`, which
+/// every listener shares) with the listener's own mountpoint.
+fn listener_channel_config(
+    base: &ChannelConfig,
+    key: &str,
+    listener: &girder_config::TcpListener,
+) -> Result<ChannelConfig, NodeError> {
+    settings::with_mountpoint(base, &listener.mountpoint).map_err(|e| {
+        NodeError::Config(format!(
+            "config error: listeners.tcp.{key}.mountpoint = {:?}: {e}",
+            listener.mountpoint
+        ))
+    })
 }
 
 /// Why a node could not start.
@@ -84,17 +102,22 @@ pub struct Node {
 impl Node {
     /// Starts a node from its configuration on the current actix system.
     pub async fn start(config: &Config) -> Result<Node, NodeError> {
+        // One base for every listener: they share its exclusive table.
+        let base = settings::channel_config(config);
         // Bind first: a port in use stops start-up before anything runs.
         let mut bound = Vec::new();
-        for (name, listener) in &config.listeners.tcp {
+        for (key, listener) in &config.listeners.tcp {
             if !listener.enable {
                 continue;
             }
-            let name = format!("tcp:{name}");
+            let name = format!("tcp:{key}");
             let addr = listener.bind.0;
-            let max = listener.max_connections.finite().map(|n| n as usize);
+            let settings = ListenerSettings::from_config(listener)
+                .map_err(|e| NodeError::Config(format!("listeners.tcp.{key}.{e}")))?;
+            let channel_config = Arc::new(listener_channel_config(&base, key, listener)?);
+            let context = Arc::new(ListenerContext::new(name.clone(), channel_config, listener));
             let b =
-                BoundListener::bind(name.clone(), addr, max).map_err(|source| NodeError::Bind {
+                BoundListener::bind(addr, settings, context).map_err(|source| NodeError::Bind {
                     name: name.clone(),
                     addr,
                     source,
@@ -102,7 +125,7 @@ impl Node {
             bound.push((b, addr));
         }
         let metrics = Arc::new(Metrics::default());
-        let channel_config = Arc::new(settings::channel_config(config));
+        let channel_config = Arc::new(base);
         let cluster = ClusterSide::start(config).await?;
         let router = Arc::new(Router::new(
             settings::router_config(config),

@@ -11,7 +11,6 @@ use girder_broker::shared::Strategy;
 use girder_broker::topic::TopicLimits;
 use girder_config::Config;
 use girder_config::SharedSubscriptionStrategy;
-use tracing::warn;
 
 use crate::router::RouterConfig;
 
@@ -59,19 +58,8 @@ pub fn channel_config(config: &Config) -> ChannelConfig {
         strict_mode: mqtt.strict_mode,
         session: session.into(),
     };
-    // The mountpoint is per listener; until each listener has a config of
-    // its own, the default TCP listener's applies to every connection.
-    match config.listeners.tcp.get("default") {
-        Some(listener) => match with_mountpoint(&base, &listener.mountpoint) {
-            Ok(mounted) => mounted,
-            Err(err) => {
-                // Refused when the configuration is loaded: not reached.
-                warn!(mountpoint = %listener.mountpoint, cause = %err, "mountpoint ignored");
-                base
-            }
-        },
-        None => base,
-    }
+    // The mountpoint is per listener: see `with_mountpoint`.
+    base
 }
 
 /// The channel settings of a listener whose mountpoint is `mountpoint`

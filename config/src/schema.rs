@@ -58,8 +58,9 @@ pub use cluster::{
     Node, StaticDiscovery, DIST_BASE_PORT,
 };
 pub use listeners::{
-    ListenerRef, Listeners, MqttPiggyback, QuicListener, SslListener, SslOptions, TcpListener,
-    TcpOptions, TlsVersion, Verify, WebsocketOptions, WsListener, WssListener,
+    Access, AccessRule, AccessRuleError, AccessRules, IpNet, ListenerRef, Listeners, MqttPiggyback,
+    QuicListener, SslListener, SslOptions, TcpKeepalive, TcpListener, TcpOptions, TlsVersion,
+    Verify, WebsocketOptions, WsListener, WssListener,
 };
 pub use mqtt::{Mqtt, PeerCertAs, Retainer, SharedSubscriptionStrategy, MAX_PACKET_SIZE};
 pub use ops::{

@@ -733,6 +733,16 @@ impl RawClient {
         })
     }
 
+    /// Wraps a connection the test opened itself (from a chosen source
+    /// address, or after writing a PROXY header).
+    pub fn from_stream(stream: TcpStream, version: Version) -> Self {
+        RawClient {
+            stream,
+            buf: BytesMut::new(),
+            version,
+        }
+    }
+
     /// Connects, sends `connect`, and returns the client and its CONNACK.
     pub async fn connect(addr: SocketAddr, connect: &Connect) -> Result<(Self, ConnAck)> {
         let mut c = Self::open(addr, connect.version).await?;

@@ -9,20 +9,37 @@ use super::{check, is_set};
 use crate::error::ConfigError;
 use crate::types::{comma_list, Bind, ByteSize, Duration, Limit};
 
+mod access;
+#[cfg(test)]
+mod tests;
+
+pub use access::{Access, AccessRule, AccessRuleError, AccessRules, IpNet};
+
 /// `tcp_options`, shared by the TCP-based listener types.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TcpOptions {
     /// Listen backlog.
     pub backlog: u32,
-    /// A write blocked this long closes the connection.
+    /// A write blocked this long closes the connection (with
+    /// `send_timeout_close`).
     pub send_timeout: Duration,
+    /// Whether a write blocked for `send_timeout` closes the connection;
+    /// `false`: a blocked write waits for as long as it takes.
+    pub send_timeout_close: bool,
     /// `TCP_NODELAY`.
     pub nodelay: bool,
-    /// `SO_REUSEADDR`.
+    /// `SO_REUSEADDR` on the listening socket.
     pub reuseaddr: bool,
     /// TCP keepalive as `Idle,Interval,Probes` (seconds), or `none`.
     pub keepalive: String,
+    /// `SO_RCVBUF` of the listening and accepted sockets; unset: the OS's.
+    pub recbuf: Option<ByteSize>,
+    /// `SO_SNDBUF` of the listening and accepted sockets; unset: the OS's.
+    pub sndbuf: Option<ByteSize>,
+    /// The user-level buffer: how much a connection reads from its socket
+    /// at a time; unset: 8KB.
+    pub buffer: Option<ByteSize>,
 }
 
 impl Default for TcpOptions {
@@ -30,10 +47,97 @@ impl Default for TcpOptions {
         Self {
             backlog: 1024,
             send_timeout: Duration::secs(15),
+            send_timeout_close: true,
             nodelay: true,
             reuseaddr: true,
             keepalive: "none".to_owned(),
+            recbuf: None,
+            sndbuf: None,
+            buffer: None,
         }
+    }
+}
+
+/// TCP keepalive probing, from `tcp_options.keepalive`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    /// Idle time before the first probe.
+    pub idle: std::time::Duration,
+    /// Time between probes.
+    pub interval: std::time::Duration,
+    /// Unanswered probes before the connection is dropped.
+    pub probes: u32,
+}
+
+impl TcpOptions {
+    /// What `keepalive` asks for: `None` for `none`, else the probing
+    /// settings. The error says what was expected.
+    pub fn tcp_keepalive(&self) -> Result<Option<TcpKeepalive>, String> {
+        const EXPECTED: &str =
+            "expected none or Idle,Interval,Probes such as 240,30,5 (seconds, seconds, count; \
+             Idle and Interval 1..=32767, Probes 1..=127)";
+        let text = self.keepalive.trim();
+        if text == "none" {
+            return Ok(None);
+        }
+        let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+        let [idle, interval, probes] = parts[..] else {
+            return Err(EXPECTED.to_owned());
+        };
+        let number = |s: &str, max: u32| s.parse::<u32>().ok().filter(|n| (1..=max).contains(n));
+        match (
+            number(idle, 32767),
+            number(interval, 32767),
+            number(probes, 127),
+        ) {
+            (Some(idle), Some(interval), Some(probes)) => Ok(Some(TcpKeepalive {
+                idle: std::time::Duration::from_secs(u64::from(idle)),
+                interval: std::time::Duration::from_secs(u64::from(interval)),
+                probes,
+            })),
+            _ => Err(EXPECTED.to_owned()),
+        }
+    }
+
+    fn validate(&self, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        check(
+            (1..=i32::MAX as u32).contains(&self.backlog),
+            &at("tcp_options.backlog"),
+            self.backlog,
+            "between 1 and 2147483647",
+        )?;
+        check(
+            !self.send_timeout.0.is_zero(),
+            &at("tcp_options.send_timeout"),
+            self.send_timeout,
+            "a positive duration",
+        )?;
+        if let Err(expected) = self.tcp_keepalive() {
+            return Err(ConfigError::invalid(
+                &at("tcp_options.keepalive"),
+                format!("{:?}", self.keepalive),
+                expected,
+            ));
+        }
+        for (key, size) in [("recbuf", self.recbuf), ("sndbuf", self.sndbuf)] {
+            if let Some(size) = size {
+                check(
+                    (1024..=1 << 30).contains(&size.0),
+                    &at(&format!("tcp_options.{key}")),
+                    size,
+                    "a size between 1KB and 1GB",
+                )?;
+            }
+        }
+        if let Some(size) = self.buffer {
+            check(
+                (1024..=1 << 20).contains(&size.0),
+                &at("tcp_options.buffer"),
+                size,
+                "a size between 1KB and 1MB",
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -260,7 +364,7 @@ listener! {
 
 /// Implements `view` for a listener type.
 macro_rules! view {
-    ($ty:ty, $kind:literal, |$l:ident| ssl: $ssl:expr, ws: $ws:expr) => {
+    ($ty:ty, $kind:literal, |$l:ident| tcp: $tcp:expr, ssl: $ssl:expr, ws: $ws:expr) => {
         impl $ty {
             fn view<'a>(&'a self, name: &'a str) -> ListenerRef<'a> {
                 let $l = self;
@@ -272,6 +376,9 @@ macro_rules! view {
                     max_connections: $l.max_connections,
                     acceptors: $l.acceptors,
                     mountpoint: &$l.mountpoint,
+                    proxy_protocol_timeout: $l.proxy_protocol_timeout,
+                    access_rules: &$l.access_rules,
+                    tcp_options: $tcp,
                     ssl_options: $ssl,
                     websocket: $ws,
                 }
@@ -280,11 +387,11 @@ macro_rules! view {
     };
 }
 
-view!(TcpListener, "tcp", |l| ssl: None, ws: None);
-view!(SslListener, "ssl", |l| ssl: Some(&l.ssl_options), ws: None);
-view!(WsListener, "ws", |l| ssl: None, ws: Some(&l.websocket));
-view!(WssListener, "wss", |l| ssl: Some(&l.ssl_options), ws: Some(&l.websocket));
-view!(QuicListener, "quic", |l| ssl: Some(&l.ssl_options), ws: None);
+view!(TcpListener, "tcp", |l| tcp: Some(&l.tcp_options), ssl: None, ws: None);
+view!(SslListener, "ssl", |l| tcp: Some(&l.tcp_options), ssl: Some(&l.ssl_options), ws: None);
+view!(WsListener, "ws", |l| tcp: Some(&l.tcp_options), ssl: None, ws: Some(&l.websocket));
+view!(WssListener, "wss", |l| tcp: Some(&l.tcp_options), ssl: Some(&l.ssl_options), ws: Some(&l.websocket));
+view!(QuicListener, "quic", |l| tcp: None, ssl: Some(&l.ssl_options), ws: None);
 
 /// `listeners`: named listeners of each type.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -343,6 +450,12 @@ pub struct ListenerRef<'a> {
     pub acceptors: u32,
     /// Its mountpoint (empty for none).
     pub mountpoint: &'a str,
+    /// Time allowed for a PROXY header.
+    pub proxy_protocol_timeout: Duration,
+    /// Its access rules, as written.
+    pub access_rules: &'a [String],
+    /// Its socket options, for the TCP-based types.
+    pub tcp_options: Option<&'a TcpOptions>,
     /// Its TLS settings, for ssl, wss and quic.
     pub ssl_options: Option<&'a SslOptions>,
     /// Its WebSocket settings, for ws and wss.
@@ -381,6 +494,25 @@ impl Listeners {
                 format!("{:?}", l.mountpoint),
                 "topic text without +, # or U+0000, up to 65535 bytes, whose only placeholders are ${clientid} and ${username}",
             )?;
+            check(
+                !l.proxy_protocol_timeout.0.is_zero(),
+                &at("proxy_protocol_timeout"),
+                l.proxy_protocol_timeout,
+                "a positive duration",
+            )?;
+            if let Err((rule, err)) = AccessRules::parse(l.access_rules) {
+                return Err(ConfigError::invalid(
+                    &at("access_rules"),
+                    format!("{rule:?}"),
+                    format!(
+                        "expected rules such as \"allow all\", \"deny 10.0.0.0/8\" or \
+                         \"allow 192.168.1.1\" ({err})"
+                    ),
+                ));
+            }
+            if let Some(tcp) = l.tcp_options {
+                tcp.validate(&at)?;
+            }
             if let Some(ws) = l.websocket {
                 check(
                     ws.mqtt_path.starts_with('/'),
