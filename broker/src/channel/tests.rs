@@ -14,12 +14,14 @@
 //! - `tests/subscribe.rs`: SUBSCRIBE and UNSUBSCRIBE.
 //! - `tests/delivery.rs`: messages to the client: QoS, aliases, size.
 //! - `tests/lifecycle.rs`: close, will, session expiry, takeover, resume.
+//! - `tests/timers.rs`: retries, awaiting-PUBREL expiry, close reasons.
 
 mod connect;
 mod delivery;
 mod lifecycle;
 mod publish;
 mod subscribe;
+mod timers;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
