@@ -14,14 +14,28 @@
 //! expiry), the actor stays, without a socket, holding the session: messages
 //! routed to it are queued by the session, and a new connection with the
 //! same client id takes the session over.
+//!
+//! # Layout
+//!
+//! - `channel.rs`: the actor, its I/O and its mailbox messages;
+//!   `channel/readiness.rs`: the futures that wait for its socket.
+//! - `channel/timers.rs`: the checks its thread's wheel sends (CONNECT
+//!   timeout, keep alive, retries, awaiting-PUBREL expiry, session expiry).
+//! - `channel/linger.rs`: closing a socket so that the client reads its
+//!   last packets.
+//! - `channel/close_log.rs`: the rate-limited line for each connection the
+//!   broker closes.
+
+mod close_log;
+mod linger;
+mod readiness;
+mod timers;
 
 use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -34,11 +48,13 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::cm::Registered;
-use crate::keepalive::{self, KeepaliveCheck};
+use crate::keepalive::{self, Slot, Stamp};
 use crate::listener::ListenerContext;
 use crate::metrics::Metrics;
 use crate::node::NodeShared;
 use crate::router::{DeliveryBatch, Subscriber};
+
+use readiness::{Reader, Writable};
 
 /// Most bytes read from one socket before yielding to other actors.
 const READ_BUDGET: usize = 64 * 1024;
@@ -132,62 +148,6 @@ impl std::fmt::Display for Peer<'_> {
     }
 }
 
-/// The read side of the actor's socket: reads whenever it is readable. It
-/// holds nothing and polls the readiness kept in the socket's own
-/// registration, so an idle connection's reader allocates nothing (a
-/// `readable()` future would hold a waiter node and a shared handle to the
-/// socket). Ends with the socket.
-struct Reader;
-
-impl ActorFuture<ChannelActor> for Reader {
-    type Output = ();
-
-    fn poll(
-        self: Pin<&mut Self>,
-        act: &mut ChannelActor,
-        ctx: &mut Context<ChannelActor>,
-        task: &mut std::task::Context<'_>,
-    ) -> Poll<()> {
-        // As actix does for streams: yield after a number of rounds so that
-        // a busy socket does not starve the actor's other work.
-        for _ in 0..16 {
-            let Some(stream) = act.stream.as_ref() else {
-                return Poll::Ready(());
-            };
-            match stream.poll_read_ready(task) {
-                Poll::Pending => return Poll::Pending,
-                // The read path sees the error (or the close) itself.
-                Poll::Ready(Err(_)) => return Poll::Ready(()),
-                Poll::Ready(Ok(())) => act.read_ready(ctx),
-            }
-            if ctx.waiting() {
-                return Poll::Pending;
-            }
-        }
-        task.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-/// Resolves when the actor's socket is writable again (or is gone).
-struct Writable;
-
-impl ActorFuture<ChannelActor> for Writable {
-    type Output = io::Result<()>;
-
-    fn poll(
-        self: Pin<&mut Self>,
-        act: &mut ChannelActor,
-        _ctx: &mut Context<ChannelActor>,
-        task: &mut std::task::Context<'_>,
-    ) -> Poll<io::Result<()>> {
-        match act.stream.as_ref() {
-            Some(stream) => stream.poll_write_ready(task),
-            None => Poll::Ready(Ok(())),
-        }
-    }
-}
-
 /// One client's actor. See the module documentation.
 #[derive(Debug)]
 pub struct ChannelActor {
@@ -203,7 +163,8 @@ pub struct ChannelActor {
     /// Deliveries routed while handling one input; allocated at the first
     /// publication (a subscribe-only device never routes anything).
     batch: Option<Box<DeliveryBatch>>,
-    last_recv: Instant,
+    /// When the client last sent something (for its keep alive).
+    last_recv: Stamp,
     /// This actor as a subscriber, from its first subscription on: a client
     /// that never subscribes holds no address of its own actor.
     subscriber: Option<Box<Subscribed>>,
@@ -213,14 +174,19 @@ pub struct ChannelActor {
     /// Whether this actor holds its client id (the channel's) in the
     /// registry.
     registered: bool,
-    /// The tick of the check this actor awaits from its thread's wheel (the
-    /// CONNECT timeout, then the keep alive, then the expiry of the session
-    /// it keeps without a client; see [`keepalive`]); 0: none.
-    wheel_tick: u32,
+    /// Where this actor is on its thread's wheel (the CONNECT timeout, then
+    /// the keep alive, retries and awaiting-PUBREL expiry, then the expiry
+    /// of the session it keeps without a client; see [`keepalive`]).
+    wheel: Slot,
     counted_connection: bool,
     /// The listener's settings (channel config, send timeout, read size)
     /// and the client's address from a PROXY header.
     listener: Arc<ListenerContext>,
+    /// The client closed its side, or the socket failed: the socket is
+    /// dropped at once rather than lingering (see [`linger`]).
+    peer_closed: bool,
+    /// Whether this connection's overload drops were logged.
+    overload_logged: bool,
 }
 
 impl ChannelActor {
@@ -242,13 +208,15 @@ impl ChannelActor {
             bufs: None,
             write_waiting: false,
             batch: None,
-            last_recv: Instant::now(),
+            last_recv: Stamp::now(),
             subscriber: None,
             successor: None,
             registered: false,
-            wheel_tick: 0,
+            wheel: Slot::NONE,
             counted_connection: true,
             listener,
+            peer_closed: false,
+            overload_logged: false,
         }
     }
 
@@ -285,8 +253,10 @@ impl ChannelActor {
             }
         }
         Metrics::add(&self.shared.metrics.bytes_received, total as u64);
+        // Nothing more can reach the client that closed: no lingering.
+        self.peer_closed |= eof;
         if total > 0 {
-            self.last_recv = Instant::now();
+            self.last_recv = Stamp::now();
         }
         self.process_input(ctx);
         if eof && self.stream.is_some() {
@@ -318,8 +288,20 @@ impl ChannelActor {
                 }
                 Ok(None) => break,
                 Err(err) => {
-                    debug!(peer = %self.peer(), error = %err, "malformed input");
-                    match self.decoder.error_reply(&err) {
+                    let reason = err.reason_code();
+                    let reply = self.decoder.error_reply(&err);
+                    close_log::log(&close_log::Closed {
+                        what: match reply {
+                            ErrorReply::ConnAck(..) => "bad CONNECT, connection refused",
+                            _ => "malformed packet, connection closed",
+                        },
+                        peer: &self.peer(),
+                        client_id: self.channel.info().map(|i| i.client_id.as_str()),
+                        reason: Some(reason),
+                        detail: &err,
+                        severity: close_log::Severity::of(reason),
+                    });
+                    match reply {
                         ErrorReply::ConnAck(version, reason) => {
                             let refusal = refusal_packet(reason);
                             let _ = codec::encode(&refusal, version, self.wbuf());
@@ -435,11 +417,16 @@ impl ChannelActor {
                         act.finish(ctx);
                     });
                 }
-                Action::Close => self.drop_socket(ctx),
+                Action::Close => {
+                    self.log_channel_close();
+                    self.drop_socket(ctx);
+                }
                 Action::DroppedTooLarge => {
                     Metrics::add(&self.shared.metrics.delivery_dropped_too_large, 1);
                 }
                 Action::Park(expiry) => {
+                    // The socket is gone: the wheel's pending check (keep
+                    // alive, retries) is void.
                     self.drop_socket(ctx);
                     // An expiry too far away to be an `Instant` is never.
                     if let Some(at) = expiry.and_then(|e| Instant::now().checked_add(e)) {
@@ -506,25 +493,20 @@ impl ChannelActor {
         }
     }
 
-    /// Has this thread's wheel send [`KeepaliveCheck`] at `at`; earlier
-    /// checks still on the wheel are ignored when they arrive.
-    fn schedule_check(&mut self, ctx: &mut Context<Self>, at: Instant) {
-        self.wheel_tick = keepalive::schedule(ctx.address().downgrade(), at);
-    }
-
     fn opened(&mut self, ctx: &mut Context<Self>, session: Option<Session>) {
         let mut actions = take_actions();
         self.channel.opened(session, Instant::now(), &mut actions);
         self.run_actions(ctx, actions);
+        // The keep alive is timed from now.
+        self.last_recv = Stamp::now();
         // Packets that arrived behind CONNECT.
         self.process_input(ctx);
-        // The keep alive, timed from now, is checked by this thread's wheel
-        // (not a timer of this actor's own); the CONNECT timeout's check is
-        // superseded.
-        self.last_recv = Instant::now();
-        self.wheel_tick = 0;
-        if let Some(timeout) = self.channel.keepalive_timeout() {
-            self.schedule_check(ctx, self.last_recv + timeout);
+        // The keep alive, retries and awaiting-PUBREL expiry are checked by
+        // this thread's wheel (not timers of this actor's own); the CONNECT
+        // timeout's check is superseded. A connection closed by the packets
+        // behind CONNECT is already on the wheel for its session's expiry.
+        if self.stream.is_some() {
+            self.reschedule(ctx);
         }
         self.finish(ctx);
     }
@@ -582,17 +564,20 @@ impl ChannelActor {
         }
     }
 
-    /// Writes what can be written now, then closes the socket.
+    /// Writes what can be written now, then closes the socket: at once when
+    /// the client closed its side, else after lingering (see [`linger`]).
     fn drop_socket(&mut self, ctx: &mut Context<Self>) {
         if self.stream.is_none() {
             return;
         }
         self.flush(ctx);
         // The reader ends by itself without a socket; the wheel's pending
-        // check (CONNECT timeout or keep alive) is void.
-        self.stream = None;
-        self.wheel_tick = 0;
-        self.bufs = None;
+        // check (CONNECT timeout, keep alive, retries) is void.
+        keepalive::cancel(&mut self.wheel);
+        let unsent = self.bufs.take().map(|b| b.write).filter(|w| !w.is_empty());
+        if let Some(stream) = self.stream.take().filter(|_| !self.peer_closed) {
+            linger::close(stream, unsent);
+        }
         if self.counted_connection {
             self.counted_connection = false;
             Metrics::dec(&self.shared.metrics.connections);
@@ -600,13 +585,15 @@ impl ChannelActor {
         }
     }
 
-    /// End of a handler: send the batched deliveries, write the output.
+    /// End of a handler: send the batched deliveries, write the output,
+    /// have new deadlines checked in time.
     fn finish(&mut self, ctx: &mut Context<Self>) {
         if let Some(batch) = self.batch.as_mut().filter(|b| !b.is_empty()) {
             let max = self.shared.router.max_pending();
             batch.flush(max, &self.shared.metrics);
         }
         self.flush(ctx);
+        self.arm(ctx);
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -645,6 +632,7 @@ impl ChannelActor {
                 Err(e) => {
                     debug!(peer = %Peer(Some(stream), self.listener.proxied.as_ref()), cause = %e, "write error");
                     wbuf.clear();
+                    self.peer_closed = true;
                     self.write_waiting = true;
                     ctx.run_later(Duration::ZERO, |act, ctx| {
                         act.write_waiting = false;
@@ -707,7 +695,8 @@ impl Actor for ChannelActor {
             ctx.spawn(Reader);
             // The CONNECT timeout, checked by this thread's wheel: no timer
             // to set up and cancel for every connection.
-            self.schedule_check(ctx, Instant::now() + self.shared.idle_timeout);
+            let at = Instant::now() + self.shared.idle_timeout;
+            keepalive::schedule(&mut self.wheel, || ctx.address().downgrade(), at);
         }
     }
 
@@ -741,9 +730,18 @@ impl Handler<Deliver> for ChannelActor {
         if backlog > MAX_WRITE_BACKLOG {
             let before = deliveries.len();
             deliveries.retain(|d| d.opts.options.qos != codec::QoS::AtMostOnce);
-            self.shared
-                .metrics
-                .dropped_overload(before - deliveries.len());
+            let dropped = before - deliveries.len();
+            self.shared.metrics.dropped_overload(dropped);
+            if dropped > 0 && !std::mem::replace(&mut self.overload_logged, true) {
+                close_log::log(&close_log::Closed {
+                    what: "send backlog full, QoS 0 deliveries dropped",
+                    peer: &self.peer(),
+                    client_id: self.channel.info().map(|i| i.client_id.as_str()),
+                    reason: None,
+                    detail: &format_args!("backlog {backlog} bytes"),
+                    severity: close_log::Severity::Warn,
+                });
+            }
         }
         Metrics::add(
             &self.shared.metrics.messages_delivered,
@@ -776,57 +774,14 @@ impl Handler<Takeover> for ChannelActor {
         self.run_actions(ctx, actions);
         self.unindex();
         self.drop_socket(ctx);
-        // A pending expiry check finds nothing to expire.
-        self.wheel_tick = 0;
+        // Nothing to check any more (no session to expire).
+        keepalive::cancel(&mut self.wheel);
         if session.is_some() {
             self.successor = Some(Box::new(msg.successor));
         }
         self.finish(ctx);
         ctx.run_later(TAKEOVER_GRACE, |_, ctx| ctx.stop());
         MessageResult(session)
-    }
-}
-
-impl Handler<KeepaliveCheck> for ChannelActor {
-    type Result = ();
-
-    fn handle(&mut self, check: KeepaliveCheck, ctx: &mut Context<Self>) {
-        if check.tick != self.wheel_tick {
-            // Superseded by a later schedule.
-            return;
-        }
-        self.wheel_tick = 0;
-        if self.stream.is_none() {
-            // The session kept without a client has expired.
-            let mut actions = take_actions();
-            self.channel.expire(&mut actions);
-            self.run_actions(ctx, actions);
-            self.finish(ctx);
-            return;
-        }
-        if self.channel.info().is_none() {
-            debug!(peer = %self.peer(), "no CONNECT in time");
-            self.close_socket(ctx, CloseCause::SocketClosed, None);
-            self.terminate(ctx);
-            return;
-        }
-        let Some(timeout) = self.channel.keepalive_timeout() else {
-            return;
-        };
-        if !self.channel.is_connected() {
-            return;
-        }
-        if self.last_recv.elapsed() > timeout {
-            debug!(peer = %self.peer(), "keep alive timeout");
-            self.close_socket(
-                ctx,
-                CloseCause::KeepAliveTimeout,
-                Some(ReasonCode::KeepAliveTimeout),
-            );
-            self.finish(ctx);
-        } else {
-            self.schedule_check(ctx, self.last_recv + timeout);
-        }
     }
 }
 

@@ -190,6 +190,9 @@ pub struct Channel {
     /// The will of a normal DISCONNECT is dropped; 0x04 keeps it.
     inbound_aliases: InboundAliases,
     outbound_aliases: OutboundAliases,
+    /// Why the channel itself ended the connection, if it did (see
+    /// [`Channel::server_close_reason`]).
+    server_reason: Option<ReasonCode>,
 }
 
 impl Channel {
@@ -203,6 +206,7 @@ impl Channel {
             will: None,
             inbound_aliases: InboundAliases::default(),
             outbound_aliases: OutboundAliases::default(),
+            server_reason: None,
         }
     }
 
@@ -232,6 +236,15 @@ impl Channel {
         self.state == State::Connected
     }
 
+    /// The reason code the channel ended the connection with, when it was
+    /// the channel's decision: a CONNECT refused (the CONNACK's code), or a
+    /// protocol error of the client (the DISCONNECT's code; MQTT 3 clients,
+    /// which get no DISCONNECT, are closed for the same reason). `None`
+    /// while open, and when the client or the owner ended the connection.
+    pub fn server_close_reason(&self) -> Option<ReasonCode> {
+        self.server_reason
+    }
+
     /// How long the client may stay silent before it is considered gone
     /// (keep alive × `keepalive_multiplier`); `None` without keep alive.
     pub fn keepalive_timeout(&self) -> Option<Duration> {
@@ -246,12 +259,18 @@ impl Channel {
         match (self.state, packet) {
             (State::Idle, Packet::Connect(connect)) => self.handle_connect(&connect, now, out),
             // MQTT-3.1.0-1: the first packet must be CONNECT.
-            (State::Idle, _) => self.end(out),
+            (State::Idle, _) => {
+                self.server_reason = Some(ReasonCode::ProtocolError);
+                self.end(out)
+            }
             // MQTT-3.1.0-2: a second CONNECT is a protocol error.
             (State::Connected, Packet::Connect(_)) => {
                 self.protocol_error(ReasonCode::ProtocolError, now, out)
             }
-            (State::Connecting, Packet::Connect(_)) => self.end(out),
+            (State::Connecting, Packet::Connect(_)) => {
+                self.server_reason = Some(ReasonCode::ProtocolError);
+                self.end(out)
+            }
             (State::Connected, Packet::Publish(publish)) => self.handle_publish(publish, now, out),
             (State::Connected, Packet::PubAck(ack)) => {
                 let mut sent = Vec::new();
@@ -312,6 +331,7 @@ impl Channel {
         let info = match accepted {
             Ok(info) => info,
             Err(reason) => {
+                self.server_reason = Some(reason);
                 out.push(Action::Send(Packet::ConnAck(Box::new(refusal(reason)))));
                 self.end(out);
                 return;
@@ -452,18 +472,44 @@ impl Channel {
         self.deliver(deliveries, now, out);
     }
 
-    /// Periodic work: retries (when a retry interval is set) and expired
-    /// QoS 2 state.
+    /// Timed work, due at [`Self::next_deadline`]: forgets incoming QoS 2
+    /// packet ids that waited `await_rel_timeout` for their PUBREL, and
+    /// resends (DUP) the unacknowledged PUBLISH and PUBREL packets of an
+    /// MQTT 3 client after `retry_interval`. A v5 client gets them again
+    /// only when it resumes its session (MQTT-4.4.0-1).
     pub fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let connected = self.state == State::Connected;
+        let retry = self.state == State::Connected && !self.is_v5();
         let mut sent = Vec::new();
         if let Some(session) = self.session.as_mut() {
             session.expire_awaiting_rel(now);
-            if connected {
+            if retry {
                 session.retry(now, &mut sent);
             }
         }
         self.flush_sent(sent, now, out);
+    }
+
+    /// When [`Self::tick`] has work next while a client is connected: the
+    /// earliest retry (MQTT 3 clients) or awaiting-PUBREL expiry. `None`
+    /// when nothing is due, or without a client.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.state != State::Connected {
+            return None;
+        }
+        let session = self.session.as_ref()?;
+        let retry = if self.is_v5() {
+            None
+        } else {
+            session.retry_deadline()
+        };
+        match (retry, session.awaiting_rel_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn is_v5(&self) -> bool {
+        self.info.as_ref().is_some_and(ConnInfo::is_v5)
     }
 
     /// The socket closed (or the owner closes it): decide the fate of the
@@ -666,6 +712,7 @@ impl Channel {
     }
 
     fn protocol_error(&mut self, reason: ReasonCode, now: Instant, out: &mut Vec<Action>) {
+        self.server_reason = Some(reason);
         if self.state == State::Connected && self.info.as_ref().is_some_and(ConnInfo::is_v5) {
             out.push(disconnect(reason));
         }

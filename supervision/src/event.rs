@@ -79,7 +79,8 @@ impl SupervisionEvent {
     /// Emits the event through `tracing`, with the supervisor's pid as a field.
     ///
     /// Starts and clean exits are `debug` (a node starts one child per
-    /// connection); restarts, failures and shutdowns are `info` or above.
+    /// connection), and so is a child that ends cleanly before its start
+    /// is recorded; restarts, failures and shutdowns are `info` or above.
     pub(crate) fn trace(&self, sup: Option<&Pid>) {
         let sup = sup.map(|p| p.to_string()).unwrap_or_default();
         match self {
@@ -100,7 +101,15 @@ impl SupervisionEvent {
                 tracing::info!(name: "child_terminated", %sup, child_id = %id, %pid, %reason, "child_terminated");
             }
             SupervisionEvent::ChildStartFailed { id, reason } => {
-                tracing::error!(name: "child_start_failed", %sup, child_id = %id, %reason, "child_start_failed");
+                if reason.is_clean() {
+                    // It ended normally before its start was recorded: a
+                    // short life (a connection closed at once), not a
+                    // failure. The supervisor's reaction, if any (a
+                    // restart, its own shutdown), is logged by itself.
+                    tracing::debug!(name: "child_start_failed", %sup, child_id = %id, %reason, "child ended before its start was recorded");
+                } else {
+                    tracing::error!(name: "child_start_failed", %sup, child_id = %id, %reason, "child_start_failed");
+                }
             }
             SupervisionEvent::MaxRestartIntensityReached { intensity } => {
                 tracing::error!(name: "max_restart_intensity_reached", %sup, intensity, "max_restart_intensity_reached");
@@ -130,5 +139,53 @@ impl EventObserver {
 impl fmt::Debug for EventObserver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("EventObserver")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+    use tracing_subscriber::Layer;
+
+    use super::*;
+    use crate::exit::ShutdownReason;
+
+    /// Records the level of every event.
+    #[derive(Clone, Default)]
+    struct Levels(Arc<Mutex<Vec<tracing::Level>>>);
+
+    impl<S: tracing::Subscriber> Layer<S> for Levels {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            if let Ok(mut levels) = self.0.lock() {
+                levels.push(*event.metadata().level());
+            }
+        }
+    }
+
+    fn level_of(event: SupervisionEvent) -> Vec<tracing::Level> {
+        let levels = Levels::default();
+        let subscriber = tracing_subscriber::registry().with(levels.clone());
+        tracing::subscriber::with_default(subscriber, || event.trace(None));
+        let seen = levels.0.lock().map(|l| l.clone()).unwrap_or_default();
+        seen
+    }
+
+    #[test]
+    fn a_child_that_ends_cleanly_while_starting_is_no_error() {
+        let ended = |reason| SupervisionEvent::ChildStartFailed {
+            id: "channel".to_owned(),
+            reason,
+        };
+        assert_eq!(level_of(ended(ExitReason::Normal)), [tracing::Level::DEBUG]);
+        assert_eq!(
+            level_of(ended(ExitReason::Shutdown(ShutdownReason::Requested))),
+            [tracing::Level::DEBUG]
+        );
+        assert_eq!(
+            level_of(ended(ExitReason::error("boom"))),
+            [tracing::Level::ERROR]
+        );
     }
 }

@@ -845,6 +845,31 @@ impl RawClient {
         }
     }
 
+    /// Reads until the broker closes the connection, within `limit`, and
+    /// fails if it ends with an error (a TCP reset) rather than an end of
+    /// stream: a reset may destroy what the broker sent last.
+    pub async fn closed_cleanly_within(&mut self, limit: Duration) -> Result<Closed> {
+        let deadline = Instant::now() + limit;
+        let mut frames = Vec::new();
+        loop {
+            while let Some(f) = self.try_parse()? {
+                frames.push(f);
+            }
+            let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf));
+            match read.await {
+                Err(_) => bail!("connection still open after {limit:?}; got {frames:?}"),
+                Ok(Ok(0)) => return Ok(Closed { frames }),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => bail!("connection error {e} instead of a close; got {frames:?}"),
+            }
+        }
+    }
+
+    /// The client's own address (the broker's peer address for it).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.stream.local_addr()?)
+    }
+
     /// Subscribes and returns the SUBACK reason codes.
     pub async fn subscribe(&mut self, pid: u16, filters: &[(&str, u8)]) -> Result<Vec<u8>> {
         self.subscribe_with(pid, filters, &Vec::new()).await

@@ -16,6 +16,7 @@
 //! - `tests/lifecycle.rs`: close, will, session expiry, takeover, resume.
 //! - `tests/features.rs`: mountpoints, exclusive subscriptions, default
 //!   message expiry, strict mode.
+//! - `tests/timers.rs`: retries, awaiting-PUBREL expiry, close reasons.
 
 mod connect;
 mod delivery;
@@ -23,6 +24,7 @@ mod features;
 mod lifecycle;
 mod publish;
 mod subscribe;
+mod timers;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};

@@ -578,19 +578,3 @@ fn mountpoint_is_valid(mountpoint: &str) -> bool {
         .replace("${username}", "");
     mountpoint.len() <= 65535 && !without.contains(['+', '#', '\0']) && !without.contains("${")
 }
-
-#[cfg(test)]
-mod tests {
-    use super::mountpoint_is_valid;
-
-    #[test]
-    fn mountpoints_must_be_topic_text_with_known_placeholders() {
-        for ok in ["", "dev/", "t/${clientid}/", "${username}/${clientid}/x/"] {
-            assert!(mountpoint_is_valid(ok), "{ok:?}");
-        }
-        for bad in ["a/+/", "#", "a\0", "t/${peerhost}/", "t/${clientid", "t/${"] {
-            assert!(!mountpoint_is_valid(bad), "{bad:?}");
-        }
-        assert!(!mountpoint_is_valid(&"a".repeat(65536)));
-    }
-}

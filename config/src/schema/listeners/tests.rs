@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::mountpoint_is_valid;
 use crate::{ByteSize, Config, TcpKeepalive};
 
 fn error_of(text: &str) -> String {
@@ -100,4 +101,15 @@ fn sizes_and_timeouts_out_of_range_are_refused() {
             "{line}"
         );
     }
+}
+
+#[test]
+fn mountpoints_must_be_topic_text_with_known_placeholders() {
+    for ok in ["", "dev/", "t/${clientid}/", "${username}/${clientid}/x/"] {
+        assert!(mountpoint_is_valid(ok), "{ok:?}");
+    }
+    for bad in ["a/+/", "#", "a\0", "t/${peerhost}/", "t/${clientid", "t/${"] {
+        assert!(!mountpoint_is_valid(bad), "{bad:?}");
+    }
+    assert!(!mountpoint_is_valid(&"a".repeat(65536)));
 }
