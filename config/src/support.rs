@@ -145,9 +145,14 @@ pub const KEYS: &[(&str, Support)] = &[
     ("listeners.tcp.*.access_rules", Wired("tests/tests/mqtt_listener.rs")),
     ("listeners.tcp.*.tcp_options.backlog", Wired("tests/tests/mqtt_listener.rs")),
     ("listeners.tcp.*.tcp_options.send_timeout", Wired("tests/tests/mqtt_listener.rs")),
-    ("listeners.tcp.*.tcp_options.nodelay", Wired("tests/tests/mqtt_listener.rs")),
-    ("listeners.tcp.*.tcp_options.reuseaddr", Wired("tests/tests/mqtt_listener.rs")),
-    ("listeners.tcp.*.tcp_options.keepalive", Wired("tests/tests/mqtt_listener.rs")),
+    // Only a socket shows these: unit tests on real accepted sockets.
+    ("listeners.tcp.*.tcp_options.nodelay", Wired("actors/src/listener/socket.rs")),
+    ("listeners.tcp.*.tcp_options.reuseaddr", Wired("actors/src/listener/socket.rs")),
+    ("listeners.tcp.*.tcp_options.keepalive", Wired("actors/src/listener/socket.rs")),
+    ("listeners.tcp.*.tcp_options.recbuf", Wired("actors/src/listener/socket.rs")),
+    ("listeners.tcp.*.tcp_options.sndbuf", Wired("actors/src/listener/socket.rs")),
+    ("listeners.tcp.*.tcp_options.buffer", Wired("actors/src/listener.rs")),
+    ("listeners.tcp.*.tcp_options.send_timeout_close", Wired("tests/tests/mqtt_listener.rs")),
     // listeners of the types not served yet
     (
         "listeners.ssl.*.enable",

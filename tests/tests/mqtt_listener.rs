@@ -271,14 +271,16 @@ async fn the_proxied_address_is_the_peer_in_logs() -> Result<()> {
         .context("the proxied address is not in the log")
 }
 
-/// A subscriber that never reads while messages flood in: once a write to
-/// it has been blocked for `send_timeout`, the broker closes the
-/// connection (its will is published, its socket ends).
-#[tokio::test]
-async fn a_blocked_subscriber_is_closed_after_send_timeout() -> Result<()> {
-    let config = "listeners.tcp.default.tcp_options { send_timeout = 1s, sndbuf = 16KB }\n";
-    let Some(b) = Broker::with_config(config)? else {
-        return Ok(());
+/// A subscriber that never reads, with a will, while messages flood in on
+/// its topic for up to `limit`: whether its will came, that is whether the
+/// broker closed it. The subscriber, to read what is left.
+async fn flood_a_reader_that_never_reads(
+    tcp_options: &str,
+    limit: Duration,
+) -> Result<Option<(bool, RawClient)>> {
+    let config = format!("listeners.tcp.default.tcp_options {{ {tcp_options} }}\n");
+    let Some(b) = Broker::with_config(&config)? else {
+        return Ok(None);
     };
     let topic = unique("t/flood");
     let will_topic = unique("t/will");
@@ -300,7 +302,7 @@ async fn a_blocked_subscriber_is_closed_after_send_timeout() -> Result<()> {
     ensure!(sub.recv().await?.connack(Version::V311)?.code == 0);
     sub.subscribe(1, &[(&topic, 0)]).await?;
 
-    // Flood until the will shows the subscriber gone (at most 20 s).
+    // Flood until the will shows the subscriber gone, or `limit` passes.
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let mut publisher = RawClient::connected(b.addr, &Connect::v311(&unique("p"))).await?;
@@ -308,7 +310,7 @@ async fn a_blocked_subscriber_is_closed_after_send_timeout() -> Result<()> {
         let (stop, sent, topic) = (Arc::clone(&stop), Arc::clone(&sent), topic.clone());
         tokio::spawn(async move {
             let message = Publish::new(&topic, &[b'x'; 32 * 1024]).encode(Version::V311);
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            let deadline = tokio::time::Instant::now() + limit;
             while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
                 publisher.send(&message).await?;
                 sent.fetch_add(1, Ordering::Relaxed);
@@ -317,14 +319,73 @@ async fn a_blocked_subscriber_is_closed_after_send_timeout() -> Result<()> {
             anyhow::Ok(())
         })
     };
-    let got = watcher.recv_within(Duration::from_secs(20)).await;
+    let got = watcher.recv_within(limit).await;
     stop.store(true, Ordering::Relaxed);
     flood.await??;
-    let will = got?.context("no will: the subscriber was not closed")?;
-    assert_eq!(will.publish(Version::V311)?.payload, b"gone");
     ensure!(sent.load(Ordering::Relaxed) > 0);
+    let closed = match got? {
+        Some(will) => {
+            assert_eq!(will.publish(Version::V311)?.payload, b"gone");
+            true
+        }
+        None => false,
+    };
+    Ok(Some((closed, sub)))
+}
 
+/// Once a write to a subscriber that never reads has been blocked for
+/// `send_timeout`, the broker closes the connection (its will is published,
+/// its socket ends).
+#[tokio::test]
+async fn a_blocked_subscriber_is_closed_after_send_timeout() -> Result<()> {
+    let flood = "send_timeout = 1s, sndbuf = 16KB";
+    let Some((closed, mut sub)) =
+        flood_a_reader_that_never_reads(flood, Duration::from_secs(20)).await?
+    else {
+        return Ok(());
+    };
+    ensure!(closed, "no will: the subscriber was not closed");
     // Its socket ends once it has read what the broker had sent.
     sub.closed_within(Duration::from_secs(20)).await?;
+    Ok(())
+}
+
+/// With `send_timeout_close = false` a blocked write never closes the
+/// connection (QoS 0 deliveries past the backlog are dropped instead).
+#[tokio::test]
+async fn send_timeout_close_false_keeps_a_blocked_subscriber() -> Result<()> {
+    let flood = "send_timeout = 1s, send_timeout_close = false, sndbuf = 16KB";
+    let Some((closed, _sub)) =
+        flood_a_reader_that_never_reads(flood, Duration::from_secs(5)).await?
+    else {
+        return Ok(());
+    };
+    ensure!(!closed, "closed although send_timeout_close = false");
+    Ok(())
+}
+
+/// `enable` starts a listener or leaves its port closed; several TCP
+/// listeners of one node serve side by side (`bind` each).
+#[tokio::test]
+async fn enable_and_bind_decide_which_listeners_serve() -> Result<()> {
+    let (on, off) = (
+        girder_tests::node::free_port(),
+        girder_tests::node::free_port(),
+    );
+    let Some(b) = Broker::with_config(&format!(
+        "listeners.tcp.extra {{ enable = true, bind = \"127.0.0.1:{on}\" }}\n\
+         listeners.tcp.spare {{ enable = false, bind = \"127.0.0.1:{off}\" }}\n"
+    ))?
+    else {
+        return Ok(());
+    };
+    let extra: SocketAddr = ([127, 0, 0, 1], on).into();
+    let c = RawClient::connected(extra, &Connect::v311(&unique("extra"))).await?;
+    c.disconnect().await?;
+    let spare = TcpStream::connect(("127.0.0.1", off)).await;
+    ensure!(spare.is_err(), "a disabled listener accepted a connection");
+    // The default listener serves alongside.
+    let c = RawClient::connected(b.addr, &Connect::v311(&unique("default"))).await?;
+    c.disconnect().await?;
     Ok(())
 }
