@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! root (one_for_one)
+//! ├─ retainer                      with `retainer.msg_clear_interval`
 //! └─ listeners (one_for_one)
 //!    └─ listener:tcp:<name> (rest_for_one)
 //!       ├─ connections (dynamic)   one temporary channel actor per client
