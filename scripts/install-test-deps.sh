@@ -22,3 +22,4 @@ if ! python3 -c 'import paho.mqtt, pytest' >/dev/null 2>&1; then
 fi
 
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
