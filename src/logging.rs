@@ -11,6 +11,7 @@ use file_rotate::{ContentLimit, FileRotate};
 use girder_config::{FileLog, Log, LogFormatter, LogLevel};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::filter::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer, Registry};
@@ -44,42 +45,37 @@ pub(crate) fn init(log: &Log) -> anyhow::Result<LogGuard> {
     let mut layers: Vec<BoxedLayer> = Vec::new();
     let console = &log.console;
     if console.enable {
-        let layer = tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stdout)
-            .with_ansi(std::io::stdout().is_terminal());
-        let layer: BoxedLayer = match console.formatter {
-            LogFormatter::Json => layer
-                .json()
-                .flatten_event(true)
-                .with_filter(filter(console.level)?)
-                .boxed(),
-            LogFormatter::Text => layer.with_filter(filter(console.level)?).boxed(),
-        };
-        layers.push(layer);
+        let ansi = std::io::stdout().is_terminal();
+        let filter = filter(console.level)?;
+        layers.push(handler(std::io::stdout, ansi, console.formatter, filter));
     }
     let mut guard = LogGuard { _file: None };
     let file = &log.file;
     if file.enable {
         let (writer, worker) = tracing_appender::non_blocking(rotating_file(file)?);
         guard._file = Some(worker);
-        let layer = tracing_subscriber::fmt::layer()
-            .with_writer(writer)
-            .with_ansi(false);
-        let layer: BoxedLayer = match file.formatter {
-            LogFormatter::Json => layer
-                .json()
-                .flatten_event(true)
-                .with_filter(filter(file.level)?)
-                .boxed(),
-            LogFormatter::Text => layer.with_filter(filter(file.level)?).boxed(),
-        };
-        layers.push(layer);
+        layers.push(handler(writer, false, file.formatter, filter(file.level)?));
     }
     tracing_subscriber::registry()
         .with(layers)
         .try_init()
         .map_err(|e| anyhow::anyhow!(e))?;
     Ok(guard)
+}
+
+/// One handler: lines in `format` to `writer`, at the levels `filter` lets
+/// through.
+fn handler<W>(writer: W, ansi: bool, format: LogFormatter, filter: EnvFilter) -> BoxedLayer
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi);
+    match format {
+        LogFormatter::Json => layer.json().flatten_event(true).with_filter(filter).boxed(),
+        LogFormatter::Text => layer.with_filter(filter).boxed(),
+    }
 }
 
 /// The log file, opened (and its directory made) now so that a path that

@@ -14,6 +14,16 @@ fn names(nodes: &[&Node]) -> Vec<String> {
     sorted(nodes.iter().map(|n| n.spec.name.as_str()))
 }
 
+/// Starts the nodes and waits until each sees all of them running.
+fn all_running(specs: Vec<girder_tests::cluster::Spec>) -> anyhow::Result<Vec<Node>> {
+    let nodes = Node::start_all(specs)?;
+    let all = sorted(nodes.iter().map(|n| n.spec.name.as_str()));
+    for n in &nodes {
+        n.wait_for("all running", |m| m.running == all && m.stopped.is_empty())?;
+    }
+    Ok(nodes)
+}
+
 #[test]
 fn static_seeds_form_a_cluster_and_a_left_node_is_not_pulled_back() -> anyhow::Result<()> {
     let nodes = Node::start_all(specs(61, 3, true)?)?;
@@ -94,13 +104,8 @@ fn ctl_join_builds_a_cluster_and_force_leave_removes_dead_and_live_members() -> 
 
 #[test]
 fn a_node_killed_with_sigkill_rejoins_by_itself_when_restarted() -> anyhow::Result<()> {
-    let mut nodes = Node::start_all(specs(63, 3, true)?)?;
+    let mut nodes = all_running(specs(63, 3, true)?)?;
     let all = sorted(nodes.iter().map(|n| n.spec.name.as_str()));
-    for n in &nodes {
-        n.wait_for("all three running", |m| {
-            m.running == all && m.stopped.is_empty()
-        })?;
-    }
 
     nodes[1].kill();
     let n2 = nodes[1].spec.name.clone();
@@ -128,13 +133,7 @@ fn autoclean_removes_a_member_that_stays_down() -> anyhow::Result<()> {
             ..s
         })
         .collect();
-    let mut nodes = Node::start_all(specs)?;
-    let all = sorted(nodes.iter().map(|n| n.spec.name.as_str()));
-    for n in &nodes {
-        n.wait_for("all three running", |m| {
-            m.running == all && m.stopped.is_empty()
-        })?;
-    }
+    let mut nodes = all_running(specs)?;
     nodes[1].kill();
     let n2 = nodes[1].spec.name.clone();
     let survivors = sorted([nodes[0].spec.name.as_str(), nodes[2].spec.name.as_str()]);
