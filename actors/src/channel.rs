@@ -29,6 +29,7 @@
 mod close_log;
 mod linger;
 mod readiness;
+mod subscriber;
 mod timers;
 
 use std::collections::HashSet;
@@ -52,9 +53,10 @@ use crate::keepalive::{self, Slot, Stamp};
 use crate::listener::ListenerContext;
 use crate::metrics::Metrics;
 use crate::node::NodeShared;
-use crate::router::{DeliveryBatch, Subscriber};
+use crate::router::DeliveryBatch;
 
 use readiness::{Reader, Writable};
+pub use subscriber::{Subscriber, SubscriberData};
 
 /// Most bytes read from one socket before yielding to other actors.
 const READ_BUDGET: usize = 64 * 1024;
@@ -162,7 +164,7 @@ pub struct ChannelActor {
     channel: Channel,
     /// Deliveries routed while handling one input; allocated at the first
     /// publication (a subscribe-only device never routes anything).
-    batch: Option<Box<DeliveryBatch>>,
+    batch: Option<Box<DeliveryBatch<Subscriber>>>,
     /// When the client last sent something (for its keep alive).
     last_recv: Stamp,
     /// This actor as a subscriber, from its first subscription on: a client
@@ -589,8 +591,7 @@ impl ChannelActor {
     /// have new deadlines checked in time.
     fn finish(&mut self, ctx: &mut Context<Self>) {
         if let Some(batch) = self.batch.as_mut().filter(|b| !b.is_empty()) {
-            let max = self.shared.router.max_pending();
-            batch.flush(max, &self.shared.metrics);
+            self.shared.router.flush(batch);
         }
         self.flush(ctx);
         self.arm(ctx);

@@ -28,18 +28,20 @@ use girder_supervision::{
 };
 use tracing::info;
 
+use crate::channel::Subscriber;
 use crate::cluster::ClusterSide;
+use crate::cluster::ROUTES;
 use crate::cm::ClientRegistry;
 use crate::listener::{BoundListener, ListenerContext, ListenerSettings};
 use crate::metrics::Metrics;
-use crate::router::Router;
+use crate::router::{RouteTable, Router};
 use crate::settings;
 
 /// What every channel actor of the node shares.
 #[derive(Debug)]
 pub struct NodeShared {
     /// Subscriber index, shared groups, retained messages.
-    pub router: Arc<Router>,
+    pub router: Arc<Router<Subscriber>>,
     /// Client id → channel actor.
     pub cm: ClientRegistry,
     /// The node-wide channel settings (`mqtt.*`); channel actors use their
@@ -131,7 +133,10 @@ impl Node {
         let router = Arc::new(Router::new(
             settings::router_config(config),
             Arc::clone(&metrics),
-            Some(cluster.rlog.clone()),
+            Some(RouteTable {
+                rlog: cluster.rlog.clone(),
+                table: ROUTES,
+            }),
         ));
         let shared = Arc::new(NodeShared {
             router,
