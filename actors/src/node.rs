@@ -205,6 +205,11 @@ impl Node {
         reason
     }
 
+    /// The root of the node's supervision tree.
+    pub fn supervisor(&self) -> &SupervisorRef {
+        &self.root
+    }
+
     /// Waits until the tree ends by itself (it gave up restarting).
     pub async fn wait(&self) -> ExitReason {
         self.root.wait().await
