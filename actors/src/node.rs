@@ -5,6 +5,9 @@
 //!
 //! ```text
 //! root (one_for_one)
+//! ├─ router (one_for_one)
+//! │  └─ shard:0..N                 permanent: the route rows of one index
+//! │                                shard each (see `router::shard`)
 //! ├─ retainer                      with `retainer.msg_clear_interval`
 //! └─ listeners (one_for_one)
 //!    └─ listener:tcp:<name> (rest_for_one)
@@ -34,7 +37,7 @@ use crate::cluster::ROUTES;
 use crate::cm::ClientRegistry;
 use crate::listener::{BoundListener, ListenerContext, ListenerSettings};
 use crate::metrics::Metrics;
-use crate::router::{RouteTable, Router};
+use crate::router::{RouteTable, Router, RoutingShard};
 use crate::settings;
 
 /// What every channel actor of the node shares.
@@ -136,6 +139,7 @@ impl Node {
             Some(RouteTable {
                 rlog: cluster.rlog.clone(),
                 table: ROUTES,
+                node: cluster.handle.node().clone(),
             }),
         ));
         let shared = Arc::new(NodeShared {
@@ -155,7 +159,9 @@ impl Node {
         }
 
         let pool = ArbiterPool::per_core()?;
-        let mut root = SupervisorSpec::new(SupFlags::new(Strategy::OneForOne)).pool(pool);
+        let mut root = SupervisorSpec::new(SupFlags::new(Strategy::OneForOne))
+            .pool(pool)
+            .child(RoutingShard::supervisor(&shared.router));
         if let Some(interval) = settings::retained_clear_interval(config) {
             let router = Arc::clone(&shared.router);
             root = root.child(crate::retainer::RetainedClearer::child_spec(
@@ -194,6 +200,11 @@ impl Node {
     /// The distribution layer.
     pub fn cluster(&self) -> &girder_cluster::ClusterHandle {
         &self.cluster.handle
+    }
+
+    /// The replicated tables (the route and client tables among them).
+    pub fn tables(&self) -> &girder_cluster::rlog::Rlog {
+        &self.cluster.rlog
     }
 
     /// Stops the tree (children in reverse start order, each within its

@@ -19,20 +19,38 @@
 //!
 //! The subscriber handle is a type parameter ([`Mailbox`]): this module
 //! knows no actor type (the channel actor's handle implements it).
+//!
+//! Route rows are written by the routing shard actors ([`shard`]), one per
+//! index shard under the `router` supervisor, which rebuild their part of
+//! the route table from the index when they (re)start.
+//!
+//! # Layout
+//!
+//! - this file: [`Router`], [`Mailbox`], [`RouterConfig`], [`RouteTable`].
+//! - [`shard`]: [`RoutingShard`], the supervised writer of one shard's route
+//!   rows.
 
+pub mod shard;
+
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix::Recipient;
 use bytes::Bytes;
 use girder_broker::codec::ByteStr;
 use girder_broker::message::{Delivery, Message, SubOpts};
 use girder_broker::routing::{self, RetainOutcome, RouteChange, RoutingConfig};
 use girder_cluster::rlog::Rlog;
+use girder_cluster::NodeName;
 use parking_lot::Mutex;
 use tracing::warn;
 
 use crate::metrics::Metrics;
+
+use shard::WriteRoute;
+pub use shard::{shard_name, RoutingShard};
 
 /// The deliveries a publisher collects for its subscribers.
 pub type DeliveryBatch<S> = routing::DeliveryBatch<S>;
@@ -66,6 +84,8 @@ pub struct RouteTable {
     pub rlog: Rlog,
     /// The owned table of routes (filter → this node).
     pub table: &'static str,
+    /// This node, the owner of its rows.
+    pub node: NodeName,
 }
 
 /// The node's routing: shared by every channel actor (`Arc<Router<S>>`).
@@ -78,40 +98,122 @@ pub struct Router<S> {
     /// This node's row for a filter exists while the node has a subscriber
     /// to it.
     routes: Option<RouteTable>,
-    /// Held while a route row is written: each write states whether the
+    /// Held while route rows are written: each write states whether the
     /// index uses the filter at that moment, so the last write of a filter
     /// is its last state even when subscribes and unsubscribes race.
     route_writes: Mutex<()>,
+    /// The routing shard actor of each index shard, while one runs.
+    shard_actors: Box<[Mutex<Option<Recipient<WriteRoute>>>]>,
 }
 
 impl<S: Mailbox> Router<S> {
     /// An empty router; `routes` receives this node's route rows.
     pub fn new(config: RouterConfig, metrics: Arc<Metrics>, routes: Option<RouteTable>) -> Self {
+        let routing = routing::Router::new(config.routing);
+        let shard_actors = (0..routing.shard_count())
+            .map(|_| Mutex::new(None))
+            .collect();
         Self {
-            routing: routing::Router::new(config.routing),
+            routing,
             next_id: AtomicU64::new(1),
             max_pending: config.max_pending,
             metrics,
             routes,
             route_writes: Mutex::new(()),
+            shard_actors,
         }
     }
 
-    /// Writes the route row of a filter whose use changed, outside the
-    /// router's locks. The row says what the index holds when it is
-    /// written, not what the change said: a change overtaken by a later one
-    /// writes the later state (twice at worst), never a stale one.
+    /// Has the route row of a filter whose use changed written, outside
+    /// the router's locks: by the filter's routing shard actor, or here
+    /// when none runs (none started yet, or one restarting: its rebuild
+    /// covers what was sent to the one that died).
     fn write_route(&self, change: Option<RouteChange>) {
-        let (Some(change), Some(routes)) = (change, &self.routes) else {
+        let Some(change) = change.filter(|_| self.routes.is_some()) else {
             return;
         };
-        let filter = change.filter();
+        let shard = self.routing.shard_of(change.filter());
+        let actor = self.shard_actors.get(shard).map(|slot| slot.lock());
+        match actor.as_deref() {
+            Some(Some(actor)) => actor.do_send(WriteRoute(change.into_filter())),
+            _ => {
+                drop(actor);
+                self.write_route_row(change.filter());
+            }
+        }
+    }
+
+    /// Writes the route row of `filter` as the index is now: present while
+    /// a subscription or group uses it. A change overtaken by a later one
+    /// writes the later state (twice at worst), never a stale one.
+    pub(crate) fn write_route_row(&self, filter: &str) {
+        let Some(routes) = &self.routes else {
+            return;
+        };
         let _serial = self.route_writes.lock();
         let value = self.routing.is_used(filter).then(Bytes::new);
         let key = Bytes::copy_from_slice(filter.as_bytes());
         if let Err(err) = routes.rlog.write_owned(routes.table, key, value) {
             warn!(%filter, cause = %err, "route row not written");
         }
+    }
+
+    /// Number of index shards (and routing shard actors).
+    pub fn shard_count(&self) -> usize {
+        self.routing.shard_count()
+    }
+
+    /// The index shard of `filter` (as subscribed, without a `$share/`
+    /// prefix).
+    pub fn shard_of(&self, filter: &str) -> usize {
+        self.routing.shard_of(filter)
+    }
+
+    /// Route changes of `shard` go to `actor` from now on. Returns whether
+    /// an earlier actor had the shard (this one is a restart).
+    fn attach_shard(&self, shard: usize, actor: Recipient<WriteRoute>) -> bool {
+        self.shard_actors
+            .get(shard)
+            .is_some_and(|slot| slot.lock().replace(actor).is_some())
+    }
+
+    /// Makes this node's route rows of `shard`'s filters match the index:
+    /// a row for each filter in use, none for the others. Returns how many
+    /// rows it wrote.
+    fn rebuild_routes(&self, shard: usize) -> usize {
+        let Some(routes) = &self.routes else {
+            return 0;
+        };
+        let _serial = self.route_writes.lock();
+        let rows: HashSet<Bytes> = routes
+            .rlog
+            .scan_owned(routes.table, b"")
+            .into_iter()
+            .filter(|(key, owner, _)| {
+                *owner == routes.node
+                    && std::str::from_utf8(key).is_ok_and(|f| self.routing.shard_of(f) == shard)
+            })
+            .map(|(key, _, _)| key)
+            .collect();
+        let used = self.routing.used_filters(shard);
+        let mut written = 0;
+        let mut write = |key: Bytes, value: Option<Bytes>| {
+            written += 1;
+            if let Err(err) = routes.rlog.write_owned(routes.table, key, value) {
+                warn!(shard, cause = %err, "route row not written");
+            }
+        };
+        let used_keys: HashSet<Bytes> = used
+            .iter()
+            .map(|f| Bytes::copy_from_slice(f.as_bytes()))
+            .collect();
+        for key in used_keys.difference(&rows) {
+            write(key.clone(), Some(Bytes::new()));
+        }
+        for key in rows.difference(&used_keys) {
+            write(key.clone(), None);
+        }
+        written
     }
 
     /// A fresh subscriber id.

@@ -159,6 +159,13 @@ impl RouteChange {
             RouteChange::Used(f) | RouteChange::Unused(f) => f,
         }
     }
+
+    /// The filter, owned.
+    pub fn into_filter(self) -> Box<str> {
+        match self {
+            RouteChange::Used(f) | RouteChange::Unused(f) => f,
+        }
+    }
 }
 
 /// Other nodes that must get a message. Always empty for now: the seam of
@@ -304,6 +311,31 @@ impl<S: Subscriber> Router<S> {
     /// subscription or group on this node now.
     pub fn is_used(&self, filter: &str) -> bool {
         self.index.contains_filter(filter)
+    }
+
+    /// The index shard that holds `filter` (as the index holds it: see
+    /// [`RouteChange::filter`]); below [`shard_count`](Self::shard_count).
+    pub fn shard_of(&self, filter: &str) -> usize {
+        self.index.shard_of(filter)
+    }
+
+    /// Number of index shards, the wildcard shard included.
+    pub fn shard_count(&self) -> usize {
+        self.index.shard_count()
+    }
+
+    /// The filters of shard number `shard` that have a subscription or
+    /// group on this node, each once.
+    pub fn used_filters(&self, shard: usize) -> Vec<Box<str>> {
+        let mut filters: Vec<Box<str>> = Vec::new();
+        self.index.for_each_in_shard(shard, |filter, _, _| {
+            if filters.last().is_none_or(|last| **last != *filter) {
+                filters.push(filter.into());
+            }
+        });
+        filters.sort_unstable();
+        filters.dedup();
+        filters
     }
 
     /// Matches `message` against every subscription and adds one delivery

@@ -380,3 +380,26 @@ fn retained_store_limits_refuse_and_expired_messages_make_room() {
         RetainOutcome::Stored
     );
 }
+
+#[test]
+fn each_used_filter_is_listed_once_in_its_shard() {
+    let r = router();
+    r.subscribe("a/+", &Sub(1), opts(QoS::AtMostOnce));
+    r.subscribe("a/+", &Sub(2), opts(QoS::AtMostOnce));
+    r.subscribe("$share/g/a/b", &Sub(3), opts(QoS::AtMostOnce));
+    r.subscribe("#", &Sub(4), opts(QoS::AtMostOnce));
+    let mut all: Vec<Box<str>> = Vec::new();
+    for shard in 0..r.shard_count() {
+        for filter in r.used_filters(shard) {
+            assert_eq!(r.shard_of(&filter), shard, "{filter}");
+            all.push(filter);
+        }
+    }
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        ["#".into(), "a/+".into(), "a/b".into()] as [Box<str>; 3]
+    );
+    assert_eq!(r.shard_of("#"), r.shard_count() - 1);
+    assert_eq!(r.shard_of("a/+"), r.shard_of("a/b"));
+}
