@@ -31,10 +31,9 @@ use girder_supervision::{
 };
 use tracing::info;
 
-use crate::channel::Subscriber;
-use crate::cluster::ClusterSide;
-use crate::cluster::ROUTES;
-use crate::cm::ClientRegistry;
+use crate::channel::{ChannelActor, Subscriber};
+use crate::cluster::{ClusterSide, CLIENTS, ROUTES};
+use crate::cm::{ClientRegistry, ClientTable};
 use crate::listener::{BoundListener, ListenerContext, ListenerSettings};
 use crate::metrics::Metrics;
 use crate::router::{RouteTable, Router, RoutingShard};
@@ -46,7 +45,7 @@ pub struct NodeShared {
     /// Subscriber index, shared groups, retained messages.
     pub router: Arc<Router<Subscriber>>,
     /// Client id → channel actor.
-    pub cm: ClientRegistry,
+    pub cm: ClientRegistry<ChannelActor>,
     /// The node-wide channel settings (`mqtt.*`); channel actors use their
     /// listener's, in its [`ListenerContext`].
     pub channel_config: Arc<ChannelConfig>,
@@ -144,7 +143,10 @@ impl Node {
         ));
         let shared = Arc::new(NodeShared {
             router,
-            cm: ClientRegistry::new(Some(cluster.rlog.clone())),
+            cm: ClientRegistry::new(Some(ClientTable {
+                rlog: cluster.rlog.clone(),
+                table: CLIENTS,
+            })),
             channel_config,
             metrics,
             idle_timeout: config.mqtt.idle_timeout.0,
