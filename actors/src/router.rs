@@ -6,6 +6,8 @@
 //!  channel actor ── subscribe / unsubscribe ──► routing::Router (locks)
 //!                                                  │ Option<RouteChange>
 //!                                                  ▼ (locks released)
+//!                                  routing shard actor of the filter
+//!                                                  ▼
 //!                                            route table row (rlog)
 //!  channel actor ── route(message, batch) ───► routing::Router (read locks)
 //!                ── flush(batch) ─────────────► each subscriber's mailbox
@@ -21,8 +23,8 @@
 //! knows no actor type (the channel actor's handle implements it).
 //!
 //! Route rows are written by the routing shard actors ([`shard`]), one per
-//! index shard under the `router` supervisor, which rebuild their part of
-//! the route table from the index when they (re)start.
+//! index shard under the `router` supervisor; a restarted one rebuilds its
+//! part of the route table from the index.
 //!
 //! # Layout
 //!
