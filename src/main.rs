@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use girder_config::{Config, LoadOptions};
-use tokio::signal::unix::{signal, SignalKind};
+use girder_supervision::{run_until_signal, RunEnd, ShutdownSignals};
 use tracing::{error, info, warn};
 
 /// Girder: a clustered MQTT broker.
@@ -141,8 +141,7 @@ fn start(file: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
 async fn run(config: Config) -> anyhow::Result<()> {
     // Listen for signals before anything starts, so that a SIGTERM during
     // start-up still stops the node cleanly.
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut signals = ShutdownSignals::listen().context("cannot listen for signals")?;
     let node = girder_actors::Node::start(&config)
         .await
         .context("node failed to start")?;
@@ -158,17 +157,20 @@ async fn run(config: Config) -> anyhow::Result<()> {
         config.node.name,
         listeners.join(", ")
     );
-    tokio::select! {
-        _ = async { tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} } } => {
+    match run_until_signal(node.supervisor(), &mut signals).await {
+        RunEnd::Signal => {
             info!("node_stopping");
             let stop = node.shutdown();
-            if tokio::time::timeout(Duration::from_secs(15), stop).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(15), stop)
+                .await
+                .is_err()
+            {
                 warn!("shutdown timed out; exiting anyway");
             }
             info!("node_stopped");
             Ok(())
         }
-        reason = node.wait() => {
+        RunEnd::Exited(reason) => {
             anyhow::bail!("supervision tree ended: {reason:?}")
         }
     }

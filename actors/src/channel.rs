@@ -2,7 +2,8 @@
 //!
 //! It owns the socket and a pure [`Channel`] (which owns the session), feeds
 //! the channel what it reads, and carries out the channel's [`Action`]s:
-//! writing packets, routing messages through the [`Router`], registering the
+//! writing packets, routing messages through the
+//! [`Router`](crate::router::Router), registering the
 //! client id, taking a session over from another channel actor.
 //!
 //! Memory is spent only while there is something to do: the read buffer is
@@ -19,6 +20,11 @@
 //!
 //! - `channel.rs`: the actor, its I/O and its mailbox messages;
 //!   `channel/readiness.rs`: the futures that wait for its socket.
+//! - `channel/lifecycle.rs`: the actor's phase (socket open, registered,
+//!   session kept without a socket, taken over) as one enum.
+//! - `channel/takeover.rs`: taking a client id over from its previous
+//!   holder, both sides.
+//! - `channel/subscriber.rs`: the actor's handle in the subscriber index.
 //! - `channel/timers.rs`: the checks its thread's wheel sends (CONNECT
 //!   timeout, keep alive, retries, awaiting-PUBREL expiry, session expiry).
 //! - `channel/linger.rs`: closing a socket so that the client reads its
@@ -27,8 +33,11 @@
 //!   broker closes.
 
 mod close_log;
+mod lifecycle;
 mod linger;
 mod readiness;
+mod subscriber;
+mod takeover;
 mod timers;
 
 use std::collections::HashSet;
@@ -42,19 +51,21 @@ use actix::prelude::*;
 use bytes::BytesMut;
 use girder_broker::channel::{refusal_packet, Action, Channel, CloseCause};
 use girder_broker::codec::{self, ByteStr, ErrorReply, Packet, ProtocolVersion, ReasonCode};
-use girder_broker::message::{Delivery, OutPublish};
-use girder_broker::session::Session;
+use girder_broker::message::{Delivery, OutPublish, SubOpts};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use crate::cm::Registered;
 use crate::keepalive::{self, Slot, Stamp};
 use crate::listener::ListenerContext;
 use crate::metrics::Metrics;
 use crate::node::NodeShared;
-use crate::router::{DeliveryBatch, Subscriber};
+use crate::router::DeliveryBatch;
 
 use readiness::{Reader, Writable};
+pub use subscriber::{Subscriber, SubscriberData};
+pub use takeover::Takeover;
+
+use lifecycle::Lifecycle;
 
 /// Most bytes read from one socket before yielding to other actors.
 const READ_BUDGET: usize = 64 * 1024;
@@ -62,27 +73,11 @@ const READ_BUDGET: usize = 64 * 1024;
 pub(crate) const READ_CHUNK: usize = 8 * 1024;
 /// Output held for a slow client before QoS 0 deliveries are dropped.
 const MAX_WRITE_BACKLOG: usize = 4 * 1024 * 1024;
-/// How long a new connection waits for the previous holder of its client
-/// id to hand the session over.
-const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a taken-over actor forwards late deliveries to its successor.
-const TAKEOVER_GRACE: Duration = Duration::from_secs(2);
 
 /// Messages routed to this channel's session.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Deliver(pub Vec<Delivery>);
-
-/// Another channel actor takes this client id over. The reply is the
-/// session when the new connection continues it.
-#[derive(Debug, Message)]
-#[rtype(result = "Option<Session>")]
-pub struct Takeover {
-    /// Whether the new connection starts a new session.
-    pub clean_start: bool,
-    /// The new holder, which gets deliveries that arrive late.
-    pub successor: Addr<ChannelActor>,
-}
 
 /// Ends the connection (admin kick, node shutdown).
 #[derive(Debug, Message)]
@@ -153,38 +148,29 @@ impl std::fmt::Display for Peer<'_> {
 pub struct ChannelActor {
     id: u64,
     shared: Arc<NodeShared>,
-    stream: Option<TcpStream>,
+    /// Socket open, client id registered, session kept without a socket,
+    /// taken over: see [`lifecycle`].
+    life: Lifecycle,
     /// The read and write buffers, while either holds bytes: an idle
     /// connection keeps neither.
     bufs: Option<Box<Buffers>>,
-    write_waiting: bool,
     decoder: codec::Decoder,
     channel: Channel,
     /// Deliveries routed while handling one input; allocated at the first
     /// publication (a subscribe-only device never routes anything).
-    batch: Option<Box<DeliveryBatch>>,
+    batch: Option<Box<DeliveryBatch<Subscriber>>>,
     /// When the client last sent something (for its keep alive).
     last_recv: Stamp,
     /// This actor as a subscriber, from its first subscription on: a client
     /// that never subscribes holds no address of its own actor.
     subscriber: Option<Box<Subscribed>>,
-    /// The actor that took this session over (boxed: rare, and every
-    /// connection holds the field).
-    successor: Option<Box<Addr<ChannelActor>>>,
-    /// Whether this actor holds its client id (the channel's) in the
-    /// registry.
-    registered: bool,
     /// Where this actor is on its thread's wheel (the CONNECT timeout, then
     /// the keep alive, retries and awaiting-PUBREL expiry, then the expiry
     /// of the session it keeps without a client; see [`keepalive`]).
     wheel: Slot,
-    counted_connection: bool,
     /// The listener's settings (channel config, send timeout, read size)
     /// and the client's address from a PROXY header.
     listener: Arc<ListenerContext>,
-    /// The client closed its side, or the socket failed: the socket is
-    /// dropped at once rather than lingering (see [`linger`]).
-    peer_closed: bool,
     /// Whether this connection's overload drops were logged.
     overload_logged: bool,
 }
@@ -204,18 +190,13 @@ impl ChannelActor {
             decoder: codec::Decoder::new(config.max_packet_size),
             channel: Channel::new(config),
             shared,
-            stream,
+            life: Lifecycle::accepted(stream),
             bufs: None,
-            write_waiting: false,
             batch: None,
             last_recv: Stamp::now(),
             subscriber: None,
-            successor: None,
-            registered: false,
             wheel: Slot::NONE,
-            counted_connection: true,
             listener,
-            peer_closed: false,
             overload_logged: false,
         }
     }
@@ -230,7 +211,7 @@ impl ChannelActor {
     /// Reads what the socket has (up to a budget), decodes and handles every
     /// complete packet.
     fn read_ready(&mut self, ctx: &mut Context<Self>) {
-        let Some(stream) = self.stream.as_ref() else {
+        let Some(stream) = self.life.stream() else {
             return;
         };
         let mut total = 0;
@@ -254,12 +235,14 @@ impl ChannelActor {
         }
         Metrics::add(&self.shared.metrics.bytes_received, total as u64);
         // Nothing more can reach the client that closed: no lingering.
-        self.peer_closed |= eof;
+        if let Some(conn) = self.life.conn_mut() {
+            conn.peer_closed |= eof;
+        }
         if total > 0 {
             self.last_recv = Stamp::now();
         }
         self.process_input(ctx);
-        if eof && self.stream.is_some() {
+        if eof && self.life.has_socket() {
             self.close_socket(ctx, CloseCause::SocketClosed, None);
         }
         self.finish(ctx);
@@ -282,7 +265,7 @@ impl ChannelActor {
                     let mut actions = take_actions();
                     self.channel.handle_in(packet, now, &mut actions);
                     self.run_actions(ctx, actions);
-                    if self.stream.is_none() {
+                    if !self.life.has_socket() {
                         break;
                     }
                 }
@@ -345,17 +328,14 @@ impl ChannelActor {
     /// Carries out the channel's actions, in order, then gives the buffer
     /// back to the thread.
     fn run_actions(&mut self, ctx: &mut Context<Self>, mut actions: Vec<Action>) {
-        let mut i = 0;
-        while i < actions.len() {
-            let action = std::mem::replace(&mut actions[i], Action::Close);
-            i += 1;
+        for action in actions.drain(..) {
             match action {
                 Action::Send(packet) => self.send(&packet),
                 Action::SendPublish(publish) => self.send_publish(&publish),
                 Action::Open {
                     client_id,
                     clean_start,
-                } => self.open(ctx, client_id, clean_start),
+                } => self.take_over(ctx, client_id, clean_start),
                 Action::Publish { message, ack } => {
                     if message.retain {
                         self.shared.router.retain(&message, Instant::now());
@@ -371,29 +351,9 @@ impl ChannelActor {
                     opts,
                     send_retained,
                 } => {
-                    if let Some(info) = self.channel.info().filter(|_| self.registered) {
-                        let subscribed = self.subscriber.get_or_insert_with(|| {
-                            Box::new(Subscribed {
-                                sub: Subscriber::new(
-                                    self.id,
-                                    ctx.address(),
-                                    info.client_id.clone(),
-                                ),
-                                indexed: HashSet::new(),
-                            })
-                        });
-                        self.shared.router.subscribe(&filter, &subscribed.sub, opts);
-                        subscribed.indexed.insert(filter.clone());
-                    }
+                    self.index(ctx, &filter, opts);
                     if send_retained {
-                        let now = Instant::now();
-                        let retained = self.shared.router.retained_matching(&filter, now);
-                        if !retained.is_empty() {
-                            let mut more = Vec::new();
-                            self.channel
-                                .deliver_retained(&filter, retained, now, &mut more);
-                            actions.splice(i..i, more);
-                        }
+                        self.send_retained(ctx, &filter);
                     }
                 }
                 Action::Unsubscribe { filter } => {
@@ -440,7 +400,7 @@ impl ChannelActor {
     }
 
     fn send(&mut self, packet: &Packet) {
-        if self.stream.is_none() {
+        if !self.life.has_socket() {
             return;
         }
         let version = self.version();
@@ -450,65 +410,13 @@ impl ChannelActor {
     }
 
     fn send_publish(&mut self, publish: &OutPublish) {
-        if self.stream.is_none() {
+        if !self.life.has_socket() {
             return;
         }
         let version = self.version();
         if let Err(err) = publish.encode(version, self.wbuf()) {
             debug!(peer = %self.peer(), error = %err, "PUBLISH not encodable");
         }
-    }
-
-    /// CONNECT was accepted: register the client id, take over a previous
-    /// holder, then open the channel.
-    fn open(&mut self, ctx: &mut Context<Self>, client_id: ByteStr, clean_start: bool) {
-        let me = ctx.address();
-        let previous = self.shared.cm.register(
-            &client_id,
-            Registered {
-                id: self.id,
-                addr: me.downgrade(),
-            },
-        );
-        self.registered = true;
-        Metrics::add(&self.shared.metrics.client_connected, 1);
-        // A previous holder whose actor is gone has nothing to hand over.
-        let previous = previous
-            .filter(|p| p.id != self.id)
-            .and_then(|p| p.addr.upgrade());
-        match previous {
-            Some(previous) => {
-                let request = previous
-                    .send(Takeover {
-                        clean_start,
-                        successor: me,
-                    })
-                    .timeout(TAKEOVER_TIMEOUT);
-                ctx.wait(request.into_actor(self).map(|result, act, ctx| {
-                    let session = result.ok().flatten();
-                    act.opened(ctx, session);
-                }));
-            }
-            _ => self.opened(ctx, None),
-        }
-    }
-
-    fn opened(&mut self, ctx: &mut Context<Self>, session: Option<Session>) {
-        let mut actions = take_actions();
-        self.channel.opened(session, Instant::now(), &mut actions);
-        self.run_actions(ctx, actions);
-        // The keep alive is timed from now.
-        self.last_recv = Stamp::now();
-        // Packets that arrived behind CONNECT.
-        self.process_input(ctx);
-        // The keep alive, retries and awaiting-PUBREL expiry are checked by
-        // this thread's wheel (not timers of this actor's own); the CONNECT
-        // timeout's check is superseded. A connection closed by the packets
-        // behind CONNECT is already on the wheel for its session's expiry.
-        if self.stream.is_some() {
-            self.reschedule(ctx);
-        }
-        self.finish(ctx);
     }
 
     /// Removes everything this actor put in shared tables, and stops.
@@ -522,7 +430,7 @@ impl ChannelActor {
 
     /// Frees the client id, unless another channel took it since.
     fn unregister(&mut self) {
-        if std::mem::take(&mut self.registered) {
+        if self.life.unregister() {
             if let Some(info) = self.channel.info() {
                 self.shared.cm.unregister(&info.client_id, self.id);
             }
@@ -556,6 +464,35 @@ impl ChannelActor {
         }
     }
 
+    /// Puts `filter` (as subscribed, `$share/...` included) in the
+    /// subscriber index, once the client id is registered.
+    fn index(&mut self, ctx: &mut Context<Self>, filter: &ByteStr, opts: SubOpts) {
+        let Some(info) = self.channel.info().filter(|_| self.life.is_registered()) else {
+            return;
+        };
+        let subscribed = self.subscriber.get_or_insert_with(|| {
+            Box::new(Subscribed {
+                sub: Subscriber::new(self.id, ctx.address(), info.client_id.clone()),
+                indexed: HashSet::new(),
+            })
+        });
+        self.shared.router.subscribe(filter, &subscribed.sub, opts);
+        subscribed.indexed.insert(filter.clone());
+    }
+
+    /// Sends the retained messages a new subscription to `filter` gets,
+    /// before the actions that followed the subscription.
+    fn send_retained(&mut self, ctx: &mut Context<Self>, filter: &ByteStr) {
+        let now = Instant::now();
+        let retained = self.shared.router.retained_matching(filter, now);
+        if !retained.is_empty() {
+            let mut actions = take_actions();
+            self.channel
+                .deliver_retained(filter, retained, now, &mut actions);
+            self.run_actions(ctx, actions);
+        }
+    }
+
     fn unindex(&mut self) {
         if let Some(subscribed) = &mut self.subscriber {
             for filter in subscribed.indexed.drain() {
@@ -567,7 +504,7 @@ impl ChannelActor {
     /// Writes what can be written now, then closes the socket: at once when
     /// the client closed its side, else after lingering (see [`linger`]).
     fn drop_socket(&mut self, ctx: &mut Context<Self>) {
-        if self.stream.is_none() {
+        if !self.life.has_socket() {
             return;
         }
         self.flush(ctx);
@@ -575,11 +512,10 @@ impl ChannelActor {
         // check (CONNECT timeout, keep alive, retries) is void.
         keepalive::cancel(&mut self.wheel);
         let unsent = self.bufs.take().map(|b| b.write).filter(|w| !w.is_empty());
-        if let Some(stream) = self.stream.take().filter(|_| !self.peer_closed) {
-            linger::close(stream, unsent);
-        }
-        if self.counted_connection {
-            self.counted_connection = false;
+        if let Some(conn) = self.life.take_conn() {
+            if !conn.peer_closed {
+                linger::close(conn.stream, unsent);
+            }
             Metrics::dec(&self.shared.metrics.connections);
             Metrics::add(&self.shared.metrics.client_disconnected, 1);
         }
@@ -589,20 +525,20 @@ impl ChannelActor {
     /// have new deadlines checked in time.
     fn finish(&mut self, ctx: &mut Context<Self>) {
         if let Some(batch) = self.batch.as_mut().filter(|b| !b.is_empty()) {
-            let max = self.shared.router.max_pending();
-            batch.flush(max, &self.shared.metrics);
+            self.shared.router.flush(batch);
         }
         self.flush(ctx);
         self.arm(ctx);
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.write_waiting {
-            return;
-        }
-        let (Some(stream), Some(bufs)) = (self.stream.as_ref(), self.bufs.as_mut()) else {
+        let (Some(conn), Some(bufs)) = (self.life.conn_mut(), self.bufs.as_mut()) else {
             return;
         };
+        if conn.write_waiting {
+            return;
+        }
+        let stream = &conn.stream;
         let wbuf = &mut bufs.write;
         while !wbuf.is_empty() {
             match stream.try_write(wbuf) {
@@ -611,7 +547,7 @@ impl ChannelActor {
                     let _ = wbuf.split_to(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.write_waiting = true;
+                    conn.write_waiting = true;
                     // A write blocked past the listener's send timeout
                     // closes the connection; each blocked write is timed.
                     match self.listener.send_timeout {
@@ -632,10 +568,12 @@ impl ChannelActor {
                 Err(e) => {
                     debug!(peer = %Peer(Some(stream), self.listener.proxied.as_ref()), cause = %e, "write error");
                     wbuf.clear();
-                    self.peer_closed = true;
-                    self.write_waiting = true;
+                    conn.peer_closed = true;
+                    conn.write_waiting = true;
                     ctx.run_later(Duration::ZERO, |act, ctx| {
-                        act.write_waiting = false;
+                        if let Some(conn) = act.life.conn_mut() {
+                            conn.write_waiting = false;
+                        }
                         act.close_socket(ctx, CloseCause::SocketClosed, None);
                         act.finish(ctx);
                     });
@@ -650,7 +588,9 @@ impl ChannelActor {
     /// A blocked write ended: the socket is writable again, or it failed or
     /// stayed blocked past the send timeout (the connection is closed).
     fn writable(&mut self, ctx: &mut Context<Self>, result: io::Result<()>) {
-        self.write_waiting = false;
+        if let Some(conn) = self.life.conn_mut() {
+            conn.write_waiting = false;
+        }
         if let Err(err) = result {
             debug!(peer = %self.peer(), cause = %err, "write blocked: connection closed");
             // What is still pending cannot be written.
@@ -682,7 +622,7 @@ impl ChannelActor {
     /// The client's address, for logs (read from the socket rather than
     /// kept in every connection).
     fn peer(&self) -> Peer<'_> {
-        Peer(self.stream.as_ref(), self.listener.proxied.as_ref())
+        Peer(self.life.stream(), self.listener.proxied.as_ref())
     }
 }
 
@@ -690,8 +630,9 @@ impl Actor for ChannelActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        Metrics::add(&self.shared.metrics.connections, 1);
-        if self.stream.is_some() {
+        if self.life.has_socket() {
+            // Counted while the actor holds its socket.
+            Metrics::add(&self.shared.metrics.connections, 1);
             ctx.spawn(Reader);
             // The CONNECT timeout, checked by this thread's wheel: no timer
             // to set up and cancel for every connection.
@@ -705,8 +646,7 @@ impl Actor for ChannelActor {
         // cleans up the shared tables.
         self.unindex();
         self.unregister();
-        if self.counted_connection {
-            self.counted_connection = false;
+        if self.life.take_conn().is_some() {
             Metrics::dec(&self.shared.metrics.connections);
         }
     }
@@ -722,7 +662,7 @@ impl Handler<Deliver> for ChannelActor {
                 .pending
                 .fetch_sub(deliveries.len(), Ordering::Relaxed);
         }
-        if let Some(successor) = &self.successor {
+        if let Some(successor) = self.life.successor() {
             successor.do_send(Deliver(deliveries));
             return;
         }
@@ -752,36 +692,6 @@ impl Handler<Deliver> for ChannelActor {
             .deliver(deliveries, Instant::now(), &mut actions);
         self.run_actions(ctx, actions);
         self.finish(ctx);
-    }
-}
-
-impl Handler<Takeover> for ChannelActor {
-    type Result = MessageResult<Takeover>;
-
-    fn handle(&mut self, msg: Takeover, ctx: &mut Context<Self>) -> Self::Result {
-        if msg.clean_start {
-            // The session ends here rather than moving on.
-            self.unindex();
-            self.redispatch_shared();
-        }
-        let mut actions = take_actions();
-        let session = self
-            .channel
-            .takeover(msg.clean_start, Instant::now(), &mut actions);
-        // Terminate is the successor's business now: keep the registry entry
-        // (it already names the successor) and the session counter.
-        self.registered = false;
-        self.run_actions(ctx, actions);
-        self.unindex();
-        self.drop_socket(ctx);
-        // Nothing to check any more (no session to expire).
-        keepalive::cancel(&mut self.wheel);
-        if session.is_some() {
-            self.successor = Some(Box::new(msg.successor));
-        }
-        self.finish(ctx);
-        ctx.run_later(TAKEOVER_GRACE, |_, ctx| ctx.stop());
-        MessageResult(session)
     }
 }
 

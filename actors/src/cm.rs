@@ -4,41 +4,59 @@
 //! Registering returns the previous holder atomically, so that of two
 //! connections racing with one client id, exactly one ends up registered and
 //! the other is taken over by it.
+//!
+//! The registry is generic over the channel actor type and is given its
+//! table: it imports nothing else of this crate.
 
 use std::collections::HashMap;
 
-use actix::WeakAddr;
+use actix::{Actor, WeakAddr};
 use bytes::Bytes;
 use girder_broker::codec::ByteStr;
 use girder_cluster::rlog::Rlog;
 use parking_lot::Mutex;
 use tracing::warn;
 
-use crate::channel::ChannelActor;
-use crate::cluster::CLIENTS;
-
 /// A registered channel: the actor incarnation's id and its address.
-#[derive(Debug, Clone)]
-pub struct Registered {
+#[derive(Debug)]
+pub struct Registered<A: Actor> {
     /// The channel actor's unique id.
     pub id: u64,
     /// Its address, weak: the registry is read on takeover and kick only,
     /// and a strong address would cost every connection a sender of its
     /// own. An actor that ended without unregistering fails to upgrade.
-    pub addr: WeakAddr<ChannelActor>,
+    pub addr: WeakAddr<A>,
+}
+
+impl<A: Actor> Clone for Registered<A> {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id,
+            addr: self.addr.clone(),
+        }
+    }
+}
+
+/// Where this node's client rows go: a table of the replicated tables.
+#[derive(Debug, Clone)]
+pub struct ClientTable {
+    /// The replicated tables.
+    pub rlog: Rlog,
+    /// The owned table of clients (client id → this node).
+    pub table: &'static str,
 }
 
 /// Client id → channel actor, for this node; mirrored as this node's rows
 /// of the replicated client table.
-#[derive(Debug, Default)]
-pub struct ClientRegistry {
-    channels: Mutex<HashMap<ByteStr, Registered>>,
-    tables: Option<Rlog>,
+#[derive(Debug)]
+pub struct ClientRegistry<A: Actor> {
+    channels: Mutex<HashMap<ByteStr, Registered<A>>>,
+    tables: Option<ClientTable>,
 }
 
-impl ClientRegistry {
+impl<A: Actor> ClientRegistry<A> {
     /// An empty registry; `tables` receives this node's client rows.
-    pub fn new(tables: Option<Rlog>) -> Self {
+    pub fn new(tables: Option<ClientTable>) -> Self {
         Self {
             channels: Mutex::default(),
             tables,
@@ -47,7 +65,7 @@ impl ClientRegistry {
 
     /// Makes `entry` the holder of `client_id`, returning the previous
     /// holder, if any.
-    pub fn register(&self, client_id: &ByteStr, entry: Registered) -> Option<Registered> {
+    pub fn register(&self, client_id: &ByteStr, entry: Registered<A>) -> Option<Registered<A>> {
         let previous = self.channels.lock().insert(client_id.clone(), entry);
         if previous.is_none() {
             self.client_row(client_id, true);
@@ -70,14 +88,15 @@ impl ClientRegistry {
     fn client_row(&self, client_id: &ByteStr, present: bool) {
         if let Some(tables) = &self.tables {
             let key = client_id.clone().into_bytes();
-            if let Err(err) = tables.write_owned(CLIENTS, key, present.then(Bytes::new)) {
+            let value = present.then(Bytes::new);
+            if let Err(err) = tables.rlog.write_owned(tables.table, key, value) {
                 warn!(client_id = %client_id, cause = %err, "client row not written");
             }
         }
     }
 
     /// The holder of `client_id`.
-    pub fn lookup(&self, client_id: &ByteStr) -> Option<Registered> {
+    pub fn lookup(&self, client_id: &ByteStr) -> Option<Registered<A>> {
         self.channels.lock().get(client_id).cloned()
     }
 

@@ -11,8 +11,11 @@
 //!   pure `girder_broker::channel::Channel`.
 //! - [`keepalive`]: one keep-alive wheel per arbiter thread instead of a
 //!   timer per connection.
-//! - [`router`]: the subscriber index, shared groups and retained messages,
-//!   read directly by publishers (no router actor on the publish path).
+//! - [`router`]: the pure `girder_broker::routing::Router` wired to the
+//!   subscribers' mailboxes, the counters and the route table, read
+//!   directly by publishers (no router actor on the publish path);
+//!   `router/shard.rs`: the supervised routing shard actors that write the
+//!   route rows.
 //! - [`cluster`]: the distribution layer and the admin endpoint.
 //! - [`retainer`]: the periodic removal of expired retained messages.
 //! - [`cm`]: client id → channel actor (EMQX's `emqx_cm`).

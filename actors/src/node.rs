@@ -5,6 +5,9 @@
 //!
 //! ```text
 //! root (one_for_one)
+//! ├─ router (one_for_one)
+//! │  └─ shard:0..N                 permanent: the route rows of one index
+//! │                                shard each (see `router::shard`)
 //! ├─ retainer                      with `retainer.msg_clear_interval`
 //! └─ listeners (one_for_one)
 //!    └─ listener:tcp:<name> (rest_for_one)
@@ -28,20 +31,21 @@ use girder_supervision::{
 };
 use tracing::info;
 
-use crate::cluster::ClusterSide;
-use crate::cm::ClientRegistry;
+use crate::channel::{ChannelActor, Subscriber};
+use crate::cluster::{ClusterSide, CLIENTS, ROUTES};
+use crate::cm::{ClientRegistry, ClientTable};
 use crate::listener::{BoundListener, ListenerContext, ListenerSettings};
 use crate::metrics::Metrics;
-use crate::router::Router;
+use crate::router::{RouteTable, Router, RoutingShard};
 use crate::settings;
 
 /// What every channel actor of the node shares.
 #[derive(Debug)]
 pub struct NodeShared {
     /// Subscriber index, shared groups, retained messages.
-    pub router: Arc<Router>,
+    pub router: Arc<Router<Subscriber>>,
     /// Client id → channel actor.
-    pub cm: ClientRegistry,
+    pub cm: ClientRegistry<ChannelActor>,
     /// The node-wide channel settings (`mqtt.*`); channel actors use their
     /// listener's, in its [`ListenerContext`].
     pub channel_config: Arc<ChannelConfig>,
@@ -131,11 +135,18 @@ impl Node {
         let router = Arc::new(Router::new(
             settings::router_config(config),
             Arc::clone(&metrics),
-            Some(cluster.rlog.clone()),
+            Some(RouteTable {
+                rlog: cluster.rlog.clone(),
+                table: ROUTES,
+                node: cluster.handle.node().clone(),
+            }),
         ));
         let shared = Arc::new(NodeShared {
             router,
-            cm: ClientRegistry::new(Some(cluster.rlog.clone())),
+            cm: ClientRegistry::new(Some(ClientTable {
+                rlog: cluster.rlog.clone(),
+                table: CLIENTS,
+            })),
             channel_config,
             metrics,
             idle_timeout: config.mqtt.idle_timeout.0,
@@ -150,7 +161,9 @@ impl Node {
         }
 
         let pool = ArbiterPool::per_core()?;
-        let mut root = SupervisorSpec::new(SupFlags::new(Strategy::OneForOne)).pool(pool);
+        let mut root = SupervisorSpec::new(SupFlags::new(Strategy::OneForOne))
+            .pool(pool)
+            .child(RoutingShard::supervisor(&shared.router));
         if let Some(interval) = settings::retained_clear_interval(config) {
             let router = Arc::clone(&shared.router);
             root = root.child(crate::retainer::RetainedClearer::child_spec(
@@ -191,6 +204,11 @@ impl Node {
         &self.cluster.handle
     }
 
+    /// The replicated tables (the route and client tables among them).
+    pub fn tables(&self) -> &girder_cluster::rlog::Rlog {
+        &self.cluster.rlog
+    }
+
     /// Stops the tree (children in reverse start order, each within its
     /// shutdown timeout), then the admin endpoint and the distribution
     /// layer.
@@ -198,6 +216,11 @@ impl Node {
         let reason = self.root.shutdown().await;
         self.cluster.shutdown().await;
         reason
+    }
+
+    /// The root of the node's supervision tree.
+    pub fn supervisor(&self) -> &SupervisorRef {
+        &self.root
     }
 
     /// Waits until the tree ends by itself (it gave up restarting).

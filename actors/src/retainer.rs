@@ -13,24 +13,24 @@ use actix::{Actor, AsyncContext, Context};
 use girder_supervision::ChildSpec;
 use tracing::debug;
 
-use crate::router::Router;
+use crate::router::{Mailbox, Router};
 
 /// Removes expired retained messages every `interval`.
 #[derive(Debug)]
-pub struct RetainedClearer {
-    router: Arc<Router>,
+pub struct RetainedClearer<S> {
+    router: Arc<Router<S>>,
     interval: Duration,
 }
 
-impl RetainedClearer {
+impl<S: Mailbox + Unpin> RetainedClearer<S> {
     /// A clearer of `router`'s retained store.
-    pub fn new(router: Arc<Router>, interval: Duration) -> Self {
+    pub fn new(router: Arc<Router<S>>, interval: Duration) -> Self {
         Self { router, interval }
     }
 
     /// The child spec of a permanent worker clearing `router` every
     /// `interval` (restarted by its supervisor if it fails).
-    pub fn child_spec(router: Arc<Router>, interval: Duration) -> ChildSpec {
+    pub fn child_spec(router: Arc<Router<S>>, interval: Duration) -> ChildSpec {
         ChildSpec::worker("retainer", move || {
             RetainedClearer::new(Arc::clone(&router), interval)
         })
@@ -44,7 +44,7 @@ impl RetainedClearer {
     }
 }
 
-impl Actor for RetainedClearer {
+impl<S: Mailbox + Unpin> Actor for RetainedClearer<S> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {

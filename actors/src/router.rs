@@ -1,219 +1,221 @@
-//! The node's routing state: who is subscribed to what, shared groups, and
-//! retained messages, read directly by every publisher's channel actor.
+//! The node's routing, wired: the pure [`girder_broker::routing::Router`]
+//! joined to the node's counters, its subscribers' mailboxes and the
+//! replicated route table.
+//!
+//! ```text
+//!  channel actor ── subscribe / unsubscribe ──► routing::Router (locks)
+//!                                                  │ Option<RouteChange>
+//!                                                  ▼ (locks released)
+//!                                  routing shard actor of the filter
+//!                                                  ▼
+//!                                            route table row (rlog)
+//!  channel actor ── route(message, batch) ───► routing::Router (read locks)
+//!                ── flush(batch) ─────────────► each subscriber's mailbox
+//! ```
 //!
 //! There is no router actor on the publish path (DESIGN §3: no round trip
-//! through one actor per message). The subscriber index is sharded by first
-//! topic level behind read-write locks, so publishers on every arbiter match
-//! topics in parallel and subscribers update it without stopping them. A
-//! publisher collects the deliveries of everything it decoded from one read
-//! into a [`DeliveryBatch`], then sends each subscriber one mailbox message.
+//! through one actor per message): publishers on every arbiter read the
+//! sharded index in parallel, collect the deliveries of everything they
+//! decoded from one read into a [`DeliveryBatch`], and [`Router::flush`]
+//! sends each subscriber one mailbox message.
+//!
+//! The subscriber handle is a type parameter ([`Mailbox`]): this module
+//! knows no actor type (the channel actor's handle implements it).
+//!
+//! Route rows are written by the routing shard actors ([`shard`]), one per
+//! index shard under the `router` supervisor; a restarted one rebuilds its
+//! part of the route table from the index.
+//!
+//! # Layout
+//!
+//! - this file: [`Router`], [`Mailbox`], [`RouterConfig`], [`RouteTable`].
+//! - [`shard`]: [`RoutingShard`], the supervised writer of one shard's route
+//!   rows.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+pub mod shard;
+
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use actix::Addr;
+use actix::Recipient;
 use bytes::Bytes;
 use girder_broker::codec::ByteStr;
-use girder_broker::exclusive;
 use girder_broker::message::{Delivery, Message, SubOpts};
-use girder_broker::retained::{RetainError, RetainedLimits, RetainedStore};
-use girder_broker::shared::{PickInput, SharedSubscriptions, Strategy};
-use girder_broker::topic::{parse_filter, ParsedFilter, ShardedIndex, TopicLimits};
+use girder_broker::routing::{self, RetainOutcome, RouteChange, RoutingConfig};
 use girder_cluster::rlog::Rlog;
-use parking_lot::RwLock;
+use girder_cluster::NodeName;
+use parking_lot::Mutex;
 use tracing::warn;
 
-use crate::channel::{ChannelActor, Deliver};
-use crate::cluster::ROUTES;
 use crate::metrics::Metrics;
 
-/// One live subscriber: a channel actor incarnation. Equal by `id` only.
-///
-/// A shared handle (its fields are reached through `Deref`): the index holds
-/// one per subscription and a delivery batch one per subscriber it sends to,
-/// so cloning it is one reference count, not an actor address of its own
-/// (which allocates a sender record per clone).
-#[derive(Debug, Clone)]
-pub struct Subscriber(Arc<SubscriberData>);
+use shard::WriteRoute;
+pub use shard::{shard_name, RoutingShard};
 
-/// What a [`Subscriber`] handle shares.
-#[derive(Debug)]
-pub struct SubscriberData {
-    /// Unique for the life of the node.
-    pub id: u64,
-    /// Where deliveries go.
-    pub addr: Addr<ChannelActor>,
-    /// The subscriber's client id (for hash_clientid and logs).
-    pub client_id: ByteStr,
+/// The deliveries a publisher collects for its subscribers.
+pub type DeliveryBatch<S> = routing::DeliveryBatch<S>;
+
+/// A subscriber as the node delivers to it: the router's handle plus a
+/// mailbox and the count of deliveries waiting in it.
+pub trait Mailbox: routing::Subscriber + Send + Sync + 'static {
     /// Deliveries sent and not yet handled: the bound that protects a slow
     /// subscriber's mailbox.
-    pub pending: AtomicUsize,
-}
+    fn pending(&self) -> &AtomicUsize;
 
-impl Subscriber {
-    /// A subscriber with nothing pending.
-    pub fn new(id: u64, addr: Addr<ChannelActor>, client_id: ByteStr) -> Self {
-        Self(Arc::new(SubscriberData {
-            id,
-            addr,
-            client_id,
-            pending: AtomicUsize::new(0),
-        }))
-    }
-}
-
-impl std::ops::Deref for Subscriber {
-    type Target = SubscriberData;
-
-    fn deref(&self) -> &SubscriberData {
-        &self.0
-    }
-}
-
-impl PartialEq for Subscriber {
-    fn eq(&self, other: &Self) -> bool {
-        self.id == other.id
-    }
-}
-
-impl Eq for Subscriber {}
-
-impl Hash for Subscriber {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.id.hash(state);
-    }
-}
-
-/// A key of the subscriber index: a local subscriber, or the one entry of a
-/// shared group (the group picks the member when a message matches).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum SubKey {
-    /// An ordinary subscription.
-    Local(Subscriber),
-    /// A shared group `$share/{group}/{filter}`.
-    Shared {
-        /// The share name.
-        group: Arc<str>,
-        /// The filter the group subscribes to.
-        filter: Arc<str>,
-    },
-}
-
-/// A member of a shared group, with its subscription options.
-#[derive(Debug, Clone)]
-pub struct Member {
-    /// The subscriber.
-    pub sub: Subscriber,
-    /// Its options for this group.
-    pub opts: SubOpts,
-}
-
-impl PartialEq for Member {
-    fn eq(&self, other: &Self) -> bool {
-        self.sub == other.sub
-    }
-}
-
-impl Eq for Member {}
-
-impl Hash for Member {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.sub.hash(state);
-    }
+    /// Sends the subscriber its deliveries (without waiting; a subscriber
+    /// that is gone loses them).
+    fn deliver(&self, deliveries: Vec<Delivery>);
 }
 
 /// Settings of the router.
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
-    /// Index shards (by first topic level).
-    pub shards: usize,
-    /// Strategy of shared groups (`mqtt.shared_subscription_strategy`).
-    pub shared_strategy: Strategy,
-    /// Topic limits, for parsing filters.
-    pub topic_limits: TopicLimits,
+    /// The pure router's settings: shards, shared strategy, retained store.
+    pub routing: RoutingConfig,
     /// Most deliveries waiting in one subscriber's mailbox; more are dropped
     /// and counted.
     pub max_pending: usize,
-    /// Most retained messages (`retainer.max_retained_messages`, 0 = no limit).
-    pub max_retained_messages: usize,
-    /// Largest retained payload (`retainer.max_payload_size`).
-    pub max_retained_payload: usize,
-    /// Expiry of retained messages whose publisher set none
-    /// (`retainer.msg_expiry_interval`); `None`: they never expire.
-    pub retained_expiry: Option<Duration>,
-    /// Whether `$exclusive/{filter}` subscribes to `{filter}`
-    /// (`mqtt.exclusive_subscription`; who may hold it is the channel's
-    /// check). When false it is an ordinary filter.
-    pub exclusive_subscription: bool,
-    /// Whether a periodic clearer removes expired retained messages
-    /// (`retainer.msg_clear_interval` set). Without one, a full store
-    /// removes its expired messages itself when a new topic would not fit,
-    /// so that expired messages never keep live ones out for good.
-    pub retained_clearer: bool,
 }
 
-/// The node's routing state. Shared by every channel actor (`Arc<Router>`).
+/// Where this node's route rows go: a table of the replicated tables.
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    /// The replicated tables.
+    pub rlog: Rlog,
+    /// The owned table of routes (filter → this node).
+    pub table: &'static str,
+    /// This node, the owner of its rows.
+    pub node: NodeName,
+}
+
+/// The node's routing: shared by every channel actor (`Arc<Router<S>>`).
 #[derive(Debug)]
-pub struct Router {
-    index: ShardedIndex<SubKey, SubOpts>,
-    shared: RwLock<SharedSubscriptions<Member>>,
-    retained: RwLock<RetainedStore<Arc<Message>>>,
+pub struct Router<S> {
+    routing: routing::Router<S>,
     next_id: AtomicU64,
-    config: RouterConfig,
+    max_pending: usize,
     metrics: Arc<Metrics>,
-    /// The replicated route table: this node's row for a filter exists
-    /// while the node has a subscriber to it.
-    tables: Option<Rlog>,
+    /// This node's row for a filter exists while the node has a subscriber
+    /// to it.
+    routes: Option<RouteTable>,
+    /// Held while route rows are written: each write states whether the
+    /// index uses the filter at that moment, so the last write of a filter
+    /// is its last state even when subscribes and unsubscribes race.
+    route_writes: Mutex<()>,
+    /// The routing shard actor of each index shard, while one runs.
+    shard_actors: Box<[Mutex<Option<Recipient<WriteRoute>>>]>,
 }
 
-impl Router {
-    /// An empty router; `tables` receives this node's route rows.
-    pub fn new(config: RouterConfig, metrics: Arc<Metrics>, tables: Option<Rlog>) -> Self {
-        let retained = RetainedStore::new(RetainedLimits {
-            max_messages: (config.max_retained_messages > 0)
-                .then_some(config.max_retained_messages),
-            max_payload_size: (config.max_retained_payload > 0)
-                .then_some(config.max_retained_payload),
-        });
+impl<S: Mailbox> Router<S> {
+    /// An empty router; `routes` receives this node's route rows.
+    pub fn new(config: RouterConfig, metrics: Arc<Metrics>, routes: Option<RouteTable>) -> Self {
+        let routing = routing::Router::new(config.routing);
+        let shard_actors = (0..routing.shard_count())
+            .map(|_| Mutex::new(None))
+            .collect();
         Self {
-            index: ShardedIndex::new(config.shards.max(1)),
-            shared: RwLock::new(SharedSubscriptions::new(config.shared_strategy)),
-            retained: RwLock::new(retained),
+            routing,
             next_id: AtomicU64::new(1),
-            config,
+            max_pending: config.max_pending,
             metrics,
-            tables,
+            routes,
+            route_writes: Mutex::new(()),
+            shard_actors,
         }
     }
 
-    /// Records (or removes) this node's route row for `filter` in the
-    /// replicated route table. The write is local: the row travels to the
-    /// other nodes on this node's owned stream.
-    fn route_row(&self, filter: &str, present: bool) {
-        if let Some(tables) = &self.tables {
-            let value = present.then(Bytes::new);
-            if let Err(err) =
-                tables.write_owned(ROUTES, Bytes::copy_from_slice(filter.as_bytes()), value)
-            {
-                warn!(%filter, cause = %err, "route row not written");
+    /// Has the route row of a filter whose use changed written, outside
+    /// the router's locks: by the filter's routing shard actor, or here
+    /// when none runs (none started yet, or one restarting: its rebuild
+    /// covers what was sent to the one that died).
+    fn write_route(&self, change: Option<RouteChange>) {
+        let Some(change) = change.filter(|_| self.routes.is_some()) else {
+            return;
+        };
+        let shard = self.routing.shard_of(change.filter());
+        let actor = self.shard_actors.get(shard).map(|slot| slot.lock());
+        match actor.as_deref() {
+            Some(Some(actor)) => actor.do_send(WriteRoute(change.into_filter())),
+            _ => {
+                drop(actor);
+                self.write_route_row(change.filter());
             }
         }
     }
 
-    /// A subscription filter as sent (`$share/...` included) parsed for the
-    /// index: an `$exclusive/` prefix, when exclusive subscriptions are on,
-    /// is dropped (`$exclusive/t/#` matches as `t/#` does).
-    fn parse<'a>(&self, raw: &'a str) -> Option<ParsedFilter<'a>> {
-        let exclusive = self
-            .config
-            .exclusive_subscription
-            .then(|| exclusive::strip(raw))
-            .flatten();
-        let parsed = parse_filter(exclusive.unwrap_or(raw), &self.config.topic_limits).ok()?;
-        (exclusive.is_none() || !parsed.is_shared()).then_some(parsed)
+    /// Writes the route row of `filter` as the index is now: present while
+    /// a subscription or group uses it. A change overtaken by a later one
+    /// writes the later state (twice at worst), never a stale one.
+    pub(crate) fn write_route_row(&self, filter: &str) {
+        let Some(routes) = &self.routes else {
+            return;
+        };
+        let _serial = self.route_writes.lock();
+        let value = self.routing.is_used(filter).then(Bytes::new);
+        let key = Bytes::copy_from_slice(filter.as_bytes());
+        if let Err(err) = routes.rlog.write_owned(routes.table, key, value) {
+            warn!(%filter, cause = %err, "route row not written");
+        }
+    }
+
+    /// Number of index shards (and routing shard actors).
+    pub fn shard_count(&self) -> usize {
+        self.routing.shard_count()
+    }
+
+    /// The index shard of `filter` (as subscribed, without a `$share/`
+    /// prefix).
+    pub fn shard_of(&self, filter: &str) -> usize {
+        self.routing.shard_of(filter)
+    }
+
+    /// Route changes of `shard` go to `actor` from now on. Returns whether
+    /// an earlier actor had the shard (this one is a restart).
+    fn attach_shard(&self, shard: usize, actor: Recipient<WriteRoute>) -> bool {
+        self.shard_actors
+            .get(shard)
+            .is_some_and(|slot| slot.lock().replace(actor).is_some())
+    }
+
+    /// Makes this node's route rows of `shard`'s filters match the index:
+    /// a row for each filter in use, none for the others. Returns how many
+    /// rows it wrote.
+    fn rebuild_routes(&self, shard: usize) -> usize {
+        let Some(routes) = &self.routes else {
+            return 0;
+        };
+        let _serial = self.route_writes.lock();
+        let rows: HashSet<Bytes> = routes
+            .rlog
+            .scan_owned(routes.table, b"")
+            .into_iter()
+            .filter(|(key, owner, _)| {
+                *owner == routes.node
+                    && std::str::from_utf8(key).is_ok_and(|f| self.routing.shard_of(f) == shard)
+            })
+            .map(|(key, _, _)| key)
+            .collect();
+        let used = self.routing.used_filters(shard);
+        let mut written = 0;
+        let mut write = |key: Bytes, value: Option<Bytes>| {
+            written += 1;
+            if let Err(err) = routes.rlog.write_owned(routes.table, key, value) {
+                warn!(shard, cause = %err, "route row not written");
+            }
+        };
+        let used_keys: HashSet<Bytes> = used
+            .iter()
+            .map(|f| Bytes::copy_from_slice(f.as_bytes()))
+            .collect();
+        for key in used_keys.difference(&rows) {
+            write(key.clone(), Some(Bytes::new()));
+        }
+        for key in rows.difference(&used_keys) {
+            write(key.clone(), None);
+        }
+        written
     }
 
     /// A fresh subscriber id.
@@ -228,297 +230,88 @@ impl Router {
 
     /// Adds (or updates) `sub`'s subscription to `raw` (as sent in
     /// SUBSCRIBE, `$share/...` included).
-    pub fn subscribe(&self, raw: &str, sub: &Subscriber, opts: SubOpts) {
-        let Some(parsed) = self.parse(raw) else {
-            return;
-        };
-        match parsed.group {
-            None => {
-                let outcome = self
-                    .index
-                    .insert(parsed.filter, SubKey::Local(sub.clone()), opts);
-                if outcome.new_filter {
-                    self.route_row(parsed.filter, true);
-                }
-            }
-            Some(group) => {
-                let member = Member {
-                    sub: sub.clone(),
-                    opts,
-                };
-                let mut shared = self.shared.write();
-                // Leave first so that new options replace the old ones.
-                shared.leave(group, parsed.filter, &member);
-                if shared.join(group, parsed.filter, member) {
-                    let key = SubKey::Shared {
-                        group: Arc::from(group),
-                        filter: Arc::from(parsed.filter),
-                    };
-                    if self
-                        .index
-                        .insert(parsed.filter, key, SubOpts::default())
-                        .new_filter
-                    {
-                        self.route_row(parsed.filter, true);
-                    }
-                }
-            }
-        }
+    pub fn subscribe(&self, raw: &str, sub: &S, opts: SubOpts) {
+        let change = self.routing.subscribe(raw, sub, opts);
+        self.write_route(change);
     }
 
     /// Removes `sub`'s subscription to `raw`.
-    pub fn unsubscribe(&self, raw: &str, sub: &Subscriber) {
-        let Some(parsed) = self.parse(raw) else {
-            return;
-        };
-        match parsed.group {
-            None => {
-                let outcome = self
-                    .index
-                    .remove(parsed.filter, &SubKey::Local(sub.clone()));
-                if outcome.filter_gone {
-                    self.route_row(parsed.filter, false);
-                }
-            }
-            Some(group) => {
-                let member = Member {
-                    sub: sub.clone(),
-                    opts: SubOpts::default(),
-                };
-                let mut shared = self.shared.write();
-                let left = shared.leave(group, parsed.filter, &member);
-                if left && shared.group(group, parsed.filter).is_none() {
-                    let key = SubKey::Shared {
-                        group: Arc::from(group),
-                        filter: Arc::from(parsed.filter),
-                    };
-                    if self.index.remove(parsed.filter, &key).filter_gone {
-                        self.route_row(parsed.filter, false);
-                    }
-                }
-            }
-        }
+    pub fn unsubscribe(&self, raw: &str, sub: &S) {
+        let change = self.routing.unsubscribe(raw, sub);
+        self.write_route(change);
     }
 
     /// Matches `message` against every subscription and adds one delivery
     /// per matching subscription (one per shared group) to `batch`. Returns
-    /// how many subscriptions matched.
-    pub fn route(&self, message: &Arc<Message>, batch: &mut DeliveryBatch) -> usize {
-        let mut matched = 0;
-        let mut groups: Vec<(Arc<str>, Arc<str>)> = Vec::new();
-        self.index.match_topic(
-            &message.topic,
-            &mut |key: &SubKey, opts: &SubOpts| match key {
-                SubKey::Local(sub) => {
-                    batch.push(sub, Delivery::new(Arc::clone(message), *opts));
-                    matched += 1;
-                }
-                SubKey::Shared { group, filter } => {
-                    groups.push((Arc::clone(group), Arc::clone(filter)));
-                }
-            },
-        );
-        if !groups.is_empty() {
-            let shared = self.shared.read();
-            let input = PickInput {
-                publisher: &message.from,
-                topic: &message.topic,
-            };
-            for (group, filter) in groups {
-                if let Some(member) = shared.pick(&group, &filter, &input) {
-                    batch.push(&member.sub, Delivery::new(Arc::clone(message), member.opts));
-                    matched += 1;
-                }
-            }
-        }
-        if matched > 1 {
-            // Encoded once per protocol version, QoS and RETAIN flag by
-            // the first subscriber's connection, shared by the others.
-            message.expect_many_subscribers();
-        }
-        self.metrics.messages_routed(matched);
-        matched
+    /// how many subscriptions matched. (The outcome's remote nodes are
+    /// always none yet: no cross-node delivery.)
+    pub fn route(&self, message: &Arc<Message>, batch: &mut DeliveryBatch<S>) -> usize {
+        let outcome = self.routing.route(message, batch);
+        self.metrics.messages_routed(outcome.local);
+        outcome.local
     }
 
     /// Redelivers messages that a member of shared groups received and did
-    /// not acknowledge before it went away: each goes to another member of
-    /// one of `groups` (the member's `$share/...` subscriptions, as sent)
-    /// whose filter matches its topic.
+    /// not acknowledge before it went away, to other members of `groups`
+    /// (its `$share/...` subscriptions, as sent); counts those that found
+    /// no member.
     pub fn redispatch(
         &self,
-        gone: &Subscriber,
+        gone: &S,
         groups: &[ByteStr],
         messages: Vec<Arc<Message>>,
-        batch: &mut DeliveryBatch,
+        batch: &mut DeliveryBatch<S>,
     ) {
-        let parsed: Vec<_> = groups
-            .iter()
-            .filter_map(|raw| self.parse(raw))
-            .filter_map(|p| Some((p.group?, p.filter)))
-            .collect();
-        let shared = self.shared.read();
-        for message in messages {
-            let input = PickInput {
-                publisher: &message.from,
-                topic: &message.topic,
-            };
-            let mut done = false;
-            for &(group, filter) in &parsed {
-                if !girder_broker::topic::matches(filter, &message.topic) {
-                    continue;
-                }
-                if let Some(member) =
-                    shared.pick_excluding(group, filter, &input, |m| m.sub == *gone)
-                {
-                    batch.push(
-                        &member.sub,
-                        Delivery::new(Arc::clone(&message), member.opts),
-                    );
-                    done = true;
-                    break;
-                }
-            }
-            if !done {
-                self.metrics.dropped_no_subscriber();
-            }
+        let undelivered = self.routing.redispatch(gone, groups, messages, batch);
+        for _ in 0..undelivered {
+            self.metrics.dropped_no_subscriber();
         }
     }
 
     /// Stores, replaces or (empty payload) clears the retained message of
-    /// its topic, retained at `now`.
-    pub fn retain(&self, message: &Arc<Message>, now: Instant) {
-        let mut store = self.retained.write();
-        if message.payload.is_empty() {
-            store.remove(&message.topic);
-        } else {
-            let deadline = self.retained_deadline(message, now);
-            let mut result = store.set(&message.topic, Arc::new(message.compact()), deadline);
-            if matches!(result, Err(RetainError::StoreFull { .. }))
-                && !self.config.retained_clearer
-                && store.purge_expired(now) > 0
-            {
-                result = store.set(&message.topic, Arc::new(message.compact()), deadline);
-            }
-            if result.is_err() {
-                self.metrics.retained_refused();
-            }
+    /// its topic, retained at `now`; counts a refusal.
+    pub fn retain(&self, message: &Message, now: Instant) {
+        if let RetainOutcome::Refused(_) = self.routing.retain(message, now) {
+            self.metrics.retained_refused();
         }
     }
 
-    /// When a message retained at `now` leaves the store: at its own expiry
-    /// when its publisher set one, else after `retainer.msg_expiry_interval`
-    /// or at the broker's default message expiry, whichever comes first.
-    fn retained_deadline(&self, message: &Message, now: Instant) -> Option<Instant> {
-        if message.expiry_sent {
-            return message.expires_at;
-        }
-        let retainer = self
-            .config
-            .retained_expiry
-            .and_then(|interval| now.checked_add(interval));
-        match (retainer, message.expires_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Removes the expired retained messages (`retainer.msg_clear_interval`:
-    /// until then they keep their place in the store); returns how many.
+    /// Removes the expired retained messages (`retainer.msg_clear_interval`);
+    /// returns how many.
     pub fn purge_expired_retained(&self, now: Instant) -> usize {
-        self.retained.write().purge_expired(now)
+        self.routing.purge_expired_retained(now)
     }
 
     /// The retained messages whose topics match `raw` (not expired).
     pub fn retained_matching(&self, raw: &str, now: Instant) -> Vec<Arc<Message>> {
-        let Some(parsed) = self.parse(raw) else {
-            return Vec::new();
-        };
-        let mut found = Vec::new();
-        self.retained
-            .read()
-            .matching(parsed.filter, now, |_, message| {
-                found.push(Arc::clone(message))
-            });
-        found
+        self.routing.retained_matching(raw, now)
     }
 
     /// Number of retained messages.
     pub fn retained_count(&self) -> usize {
-        self.retained.read().len()
+        self.routing.retained_count()
     }
 
     /// Number of subscriptions in the index.
     pub fn subscription_count(&self) -> usize {
-        self.index.subscription_count()
+        self.routing.subscription_count()
     }
 
-    /// Most deliveries waiting for one subscriber.
-    pub fn max_pending(&self) -> usize {
-        self.config.max_pending
-    }
-}
-
-/// Deliveries collected while handling one batch of input, grouped by
-/// subscriber so that each gets one mailbox message.
-#[derive(Debug, Default)]
-pub struct DeliveryBatch {
-    by_subscriber: HashMap<u64, (Subscriber, Vec<Delivery>), BuildHasherDefault<IdHasher>>,
-}
-
-/// Hashes a subscriber id (a counter: unique, never chosen by a client) with
-/// one multiplication; the batch looks one up for every delivery, where
-/// SipHash was a visible share of a fan-out's CPU.
-#[derive(Debug, Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        self.0 = (self.0 ^ id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-
-    fn finish(&self) -> u64 {
-        // The high bits of the product are the well-mixed ones; hashbrown
-        // takes the bucket from the low bits and its tag from the top 7.
-        self.0.rotate_left(32)
-    }
-}
-
-impl DeliveryBatch {
-    /// Adds a delivery for `sub`.
-    pub fn push(&mut self, sub: &Subscriber, delivery: Delivery) {
-        self.by_subscriber
-            .entry(sub.id)
-            .or_insert_with(|| (sub.clone(), Vec::new()))
-            .1
-            .push(delivery);
-    }
-
-    /// Whether nothing is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.by_subscriber.is_empty()
-    }
-
-    /// Sends every subscriber its deliveries, dropping (and counting) what
-    /// would push a subscriber past `max_pending`.
-    pub fn flush(&mut self, max_pending: usize, metrics: &Metrics) {
-        for (_, (sub, mut deliveries)) in self.by_subscriber.drain() {
-            let pending = sub.pending.load(Ordering::Relaxed);
-            let room = max_pending.saturating_sub(pending);
+    /// Sends every subscriber in `batch` its deliveries, dropping (and
+    /// counting) what would push a subscriber past `max_pending`.
+    pub fn flush(&self, batch: &mut DeliveryBatch<S>) {
+        for (sub, mut deliveries) in batch.drain() {
+            let pending = sub.pending().load(Ordering::Relaxed);
+            let room = self.max_pending.saturating_sub(pending);
             if deliveries.len() > room {
-                metrics.dropped_overload(deliveries.len() - room);
+                self.metrics.dropped_overload(deliveries.len() - room);
                 deliveries.truncate(room);
             }
             if deliveries.is_empty() {
                 continue;
             }
-            sub.pending.fetch_add(deliveries.len(), Ordering::Relaxed);
-            sub.addr.do_send(Deliver(deliveries));
+            sub.pending().fetch_add(deliveries.len(), Ordering::Relaxed);
+            sub.deliver(deliveries);
         }
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 use girder_broker::channel::{ChannelConfig, Mountpoint, MountpointError};
 use girder_broker::codec::QoS;
 use girder_broker::exclusive::ExclusiveTable;
+use girder_broker::retained::RetainedLimits;
+use girder_broker::routing::RoutingConfig;
 use girder_broker::session::SessionConfig;
 use girder_broker::shared::Strategy;
 use girder_broker::topic::TopicLimits;
@@ -78,18 +80,23 @@ pub fn with_mountpoint(
 
 /// The router settings: index shards, shared strategy, retained limits.
 pub fn router_config(config: &Config) -> RouterConfig {
+    let max_payload_size = limit(Some(config.retainer.max_payload_size.0));
     RouterConfig {
-        shards: 16,
-        shared_strategy: strategy(config.mqtt.shared_subscription_strategy),
-        topic_limits: TopicLimits {
-            max_levels: config.mqtt.max_topic_levels as usize,
+        routing: RoutingConfig {
+            shards: 16,
+            shared_strategy: strategy(config.mqtt.shared_subscription_strategy),
+            topic_limits: TopicLimits {
+                max_levels: config.mqtt.max_topic_levels as usize,
+            },
+            retained_limits: RetainedLimits {
+                max_messages: config.retainer.max_messages().map(|n| limit(Some(n))),
+                max_payload_size: (max_payload_size > 0).then_some(max_payload_size),
+            },
+            retained_expiry: nonzero(config.retainer.msg_expiry_interval.0),
+            exclusive_subscription: config.mqtt.exclusive_subscription,
+            retained_clearer: retained_clear_interval(config).is_some(),
         },
         max_pending: 100_000,
-        max_retained_messages: config.retainer.max_messages().map_or(0, |n| limit(Some(n))),
-        max_retained_payload: limit(Some(config.retainer.max_payload_size.0)),
-        retained_expiry: nonzero(config.retainer.msg_expiry_interval.0),
-        retained_clearer: retained_clear_interval(config).is_some(),
-        exclusive_subscription: config.mqtt.exclusive_subscription,
     }
 }
 

@@ -15,6 +15,9 @@ pub mod retained;
 /// Exclusive subscriptions: which client holds each `$exclusive/...` filter.
 pub mod exclusive;
 
+/// Routing as pure code: subscriber index, shared groups, retained store and delivery batching, generic over the subscriber handle.
+pub mod routing;
+
 /// One published message as the broker sees it, and its per-subscriber delivery options.
 pub mod message;
 

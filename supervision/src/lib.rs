@@ -21,7 +21,8 @@
 //! - **Arbiter pool** ([`ArbiterPool`]): one arbiter per core; children placed on a
 //!   chosen arbiter or round-robin ([`Placement`]).
 //! - **Node top**: [`SupervisorSpec::start_root`], then [`run_until`] +
-//!   [`shutdown_signal`] to stop the tree gracefully on SIGTERM.
+//!   [`shutdown_signal`] to stop the tree gracefully on SIGTERM, or
+//!   [`run_until_signal`] with [`ShutdownSignals`] caught before start-up.
 //!
 //! ```text
 //!                 root (one_for_one)  ── SupervisorRef::shutdown / run_until(SIGTERM)
@@ -110,7 +111,8 @@
 //!   `child_started`, `child_exited`, `child_restarted`, `child_terminated`,
 //!   `child_start_failed`, `max_restart_intensity_reached`, `supervisor_shutdown`).
 //! - `pool.rs`: [`ArbiterPool`].
-//! - `node.rs`: [`run_until`], [`shutdown_signal`].
+//! - `node.rs`: [`run_until`], [`shutdown_signal`], [`run_until_signal`],
+//!   [`ShutdownSignals`].
 //! - `error.rs`: [`SupervisionError`].
 
 mod error;
@@ -127,7 +129,7 @@ mod supervisor;
 pub use error::SupervisionError;
 pub use event::{EventObserver, SupervisionEvent};
 pub use exit::{Down, Exit, ExitReason, MonitorRef, ShutdownReason};
-pub use node::{run_until, shutdown_signal};
+pub use node::{run_until, run_until_signal, shutdown_signal, RunEnd, ShutdownSignals};
 pub use pid::Pid;
 pub use pool::ArbiterPool;
 pub use process::{spawn, spawn_with, ProcessContext, SpawnOptions, Spawned, DEFAULT_MAILBOX};

@@ -85,7 +85,7 @@ impl ChannelActor {
         let Some(reason) = self.channel.server_close_reason() else {
             return;
         };
-        if self.stream.is_none() {
+        if !self.life.has_socket() {
             return;
         }
         let info = self.channel.info();

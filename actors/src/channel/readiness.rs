@@ -28,7 +28,7 @@ impl ActorFuture<ChannelActor> for Reader {
         // As actix does for streams: yield after a number of rounds so that
         // a busy socket does not starve the actor's other work.
         for _ in 0..16 {
-            let Some(stream) = act.stream.as_ref() else {
+            let Some(stream) = act.life.stream() else {
                 return Poll::Ready(());
             };
             match stream.poll_read_ready(task) {
@@ -58,7 +58,7 @@ impl ActorFuture<ChannelActor> for Writable {
         _ctx: &mut Context<ChannelActor>,
         task: &mut std::task::Context<'_>,
     ) -> Poll<io::Result<()>> {
-        match act.stream.as_ref() {
+        match act.life.stream() {
             Some(stream) => stream.poll_write_ready(task),
             None => Poll::Ready(Ok(())),
         }

@@ -47,7 +47,7 @@ impl ChannelActor {
     /// in flight, a QoS 2 packet id awaiting PUBREL) is checked in time.
     /// The keep alive needs nothing here: its timeout only moves later.
     pub(super) fn arm(&mut self, ctx: &mut Context<Self>) {
-        if self.stream.is_none() || !self.channel.is_connected() {
+        if !self.life.has_socket() || !self.channel.is_connected() {
             return;
         }
         if let Some(at) = self.channel.next_deadline() {
@@ -65,7 +65,7 @@ impl Handler<KeepaliveCheck> for ChannelActor {
             return;
         }
         self.wheel = Slot::NONE;
-        if self.stream.is_none() {
+        if !self.life.has_socket() {
             // The session kept without a client has expired.
             let mut actions = take_actions();
             self.channel.expire(&mut actions);
@@ -114,7 +114,7 @@ impl Handler<KeepaliveCheck> for ChannelActor {
         let mut actions = take_actions();
         self.channel.tick(now, &mut actions);
         self.run_actions(ctx, actions);
-        if self.stream.is_some() {
+        if self.life.has_socket() {
             self.reschedule(ctx);
         }
         self.finish(ctx);

@@ -78,10 +78,35 @@ impl<K: Eq + Hash, V> ShardedIndex<K, V> {
         topic.split(LEVEL_SEPARATOR).next().unwrap_or_default()
     }
 
-    fn literal_shard(&self, first_level: &str) -> &RwLock<SubscriptionIndex<K, V>> {
+    fn literal_index(&self, first_level: &str) -> usize {
         // The modulo keeps the index below `shards.len()`, which fits a usize.
-        let i = (self.hasher.hash_one(first_level) % self.shards.len() as u64) as usize;
-        &self.shards[i]
+        (self.hasher.hash_one(first_level) % self.shards.len() as u64) as usize
+    }
+
+    fn literal_shard(&self, first_level: &str) -> &RwLock<SubscriptionIndex<K, V>> {
+        &self.shards[self.literal_index(first_level)]
+    }
+
+    /// The number of the shard that holds `filter`: below `shards` for a
+    /// literal first level, `shards` (the last) for a wildcard one.
+    pub fn shard_of(&self, filter: &str) -> usize {
+        match Self::first_level(filter) {
+            "+" | "#" => self.shards.len(),
+            level => self.literal_index(level),
+        }
+    }
+
+    /// Number of shards, the wildcard shard included.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len() + 1
+    }
+
+    /// [`SubscriptionIndex::for_each`] over shard number `shard` (see
+    /// [`shard_of`](Self::shard_of)); nothing for a number out of range.
+    pub fn for_each_in_shard<F: FnMut(&str, &K, &V)>(&self, shard: usize, mut f: F) {
+        if let Some(shard) = self.all_shards().nth(shard) {
+            shard.read().for_each(&mut f);
+        }
     }
 
     fn shard(&self, filter: &str) -> &RwLock<SubscriptionIndex<K, V>> {
