@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::feed::{ops_to_pb, Feed, Follow, Step};
+use super::group::{self, Changes, T_JOIN_GROUP, T_PROBE, T_PROBE_REPLY};
 use super::lock::LockTable;
 use super::raft::{node_id, RaftShards};
 use super::store::{Op, ShardKind, Store};
@@ -128,8 +129,10 @@ pub(crate) struct Shared {
     lag: Mutex<LagSamples>,
     locks: Mutex<LockTable>,
     balance: Mutex<Balance>,
-    pub(crate) rafts: Option<RaftShards>,
-    stop: CancellationToken,
+    pub(crate) rafts: Option<Arc<RaftShards>>,
+    /// The leader side of group membership changes.
+    pub(crate) changes: Arc<Changes>,
+    pub(crate) stop: CancellationToken,
 }
 
 impl std::fmt::Debug for Shared {
@@ -183,6 +186,7 @@ impl Shared {
             locks: Mutex::new(LockTable::default()),
             balance: Mutex::new(Balance::default()),
             rafts,
+            changes: Arc::new(Changes::default()),
             stop: CancellationToken::new(),
         });
         let events = handle.subscribe();
@@ -190,6 +194,11 @@ impl Shared {
         tokio::spawn(dispatch(shared.clone(), rx));
         tokio::spawn(pump(shared.clone()));
         tokio::spawn(ticker(shared.clone(), events));
+        if let Err(e) = group::check_at_start(&shared, shared.opts.write_timeout).await {
+            shared.shutdown().await;
+            return Err(e);
+        }
+        tokio::spawn(group::run(shared.clone()));
         info!(node = %shared.me, role = ?shared.opts.role, "rlog started");
         Ok(shared)
     }
@@ -200,6 +209,20 @@ impl Shared {
         if let Some(r) = &self.rafts {
             r.shutdown(&self.handle).await;
         }
+    }
+
+    /// The cores: the voters of the first consensus group this core holds,
+    /// else `cluster.core_nodes`.
+    pub(crate) fn cores(&self) -> Vec<NodeName> {
+        self.rafts
+            .as_ref()
+            .and_then(|r| {
+                r.shards()
+                    .first()
+                    .map(|s| r.view(s).voters)
+                    .filter(|v| !v.is_empty())
+            })
+            .unwrap_or_else(|| self.opts.core_nodes.clone())
     }
 
     fn shard_kind(&self, shard: &str) -> Option<ShardKind> {
@@ -375,6 +398,9 @@ impl Shared {
                 lag: 0,
                 copies: 0,
                 rows: rows(&s.name),
+                voters: Vec::new(),
+                learners: Vec::new(),
+                term: 0,
             };
             match (s.kind, self.opts.role) {
                 (ShardKind::Owned, _) => {
@@ -384,7 +410,13 @@ impl Shared {
                 (ShardKind::Consensus, Role::Core) => {
                     st.position = heads.get(&shard_feed(&s.name)).copied().unwrap_or(0);
                     st.head = st.position;
-                    st.leader = self.rafts.as_ref().and_then(|r| r.leader(&s.name));
+                    if let Some(r) = &self.rafts {
+                        let view = r.view(&s.name);
+                        st.leader = view.leader;
+                        st.voters = view.voters;
+                        st.learners = view.learners;
+                        st.term = view.term;
+                    }
                 }
                 (ShardKind::Consensus, Role::Replicant) => {
                     if let Some(f) = follows.get(&Scope::Shard(s.name.clone())) {
@@ -641,6 +673,7 @@ impl Shared {
     fn tick(&self) {
         if let Some(rafts) = &self.rafts {
             rafts.check_leaders(&self.handle, None);
+            group::reconcile(self);
         }
         let connected = self.handle.connected();
         self.expire_owners();
@@ -811,6 +844,21 @@ async fn dispatch(shared: Arc<Shared>, mut rx: mpsc::Receiver<RemoteMessage>) {
                     };
                     reply.reply(result);
                 });
+            }
+            T_PROBE => {
+                if let Some(reply) = msg.reply {
+                    let answer = group::probe_reply(&shared);
+                    reply.reply(Ok(Payload::encode(T_PROBE_REPLY, &answer)));
+                }
+            }
+            T_JOIN_GROUP => {
+                let Some(reply) = msg.reply else { continue };
+                let answer = msg
+                    .payload
+                    .decode::<pb::JoinGroup>(T_JOIN_GROUP)
+                    .map_err(|e| e.to_string())
+                    .and_then(|req| group::on_join_group(&shared, &req));
+                reply.reply(answer.map(|()| Payload::new(T_JOIN_GROUP, Vec::new())));
             }
             other => debug!(type_name = other, "rlog: unknown message"),
         }
