@@ -63,7 +63,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 pub use error::RlogError;
-pub use group::{GroupStatus, RlogClusterStatus, ReplicantFollow};
+pub use group::{GroupStatus, ReplicantFollow, RlogClusterStatus};
 pub use lock::LeaseLock;
 pub use store::{Change, Op, ShardKind};
 

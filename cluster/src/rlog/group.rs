@@ -107,7 +107,11 @@ fn group_pb(shard: &str, v: &GroupView) -> pb::Group {
         shard: shard.to_owned(),
         voters: strings(&v.voters),
         learners: strings(&v.learners),
-        leader: v.leader.as_ref().map(ToString::to_string).unwrap_or_default(),
+        leader: v
+            .leader
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         term: v.term,
         commit_index: v.applied,
     }
@@ -130,10 +134,7 @@ fn initial(shared: &Shared) -> Option<Vec<NodeName>> {
 pub(crate) fn probe_reply(shared: &Shared) -> pb::ProbeReply {
     let core = shared.opts.role == Role::Core;
     let groups = shared.rafts.as_ref().map_or_else(Vec::new, |r| {
-        r.shards()
-            .iter()
-            .map(|s| group_pb(s, &r.view(s)))
-            .collect()
+        r.shards().iter().map(|s| group_pb(s, &r.view(s))).collect()
     });
     let follows = if core {
         Vec::new()
@@ -245,8 +246,7 @@ fn first_voters(
                 strings(&initial).join(", ")
             ));
         }
-        if r
-            .groups
+        if r.groups
             .iter()
             .any(|g| g.shard == shard && !g.voters.is_empty())
         {
@@ -255,7 +255,9 @@ fn first_voters(
         match (r.core, &shared.opts.bootstrap) {
             (true, _) => voters.push(n.clone()),
             (false, Bootstrap::CoreNodes) => {
-                return Err(format!("{n} is listed in cluster.core_nodes but is a replicant"))
+                return Err(format!(
+                    "{n} is listed in cluster.core_nodes but is a replicant"
+                ))
             }
             (false, _) => {}
         }
@@ -330,7 +332,12 @@ async fn round(shared: &Shared, rafts: &RaftShards) -> Option<String> {
             };
             if let Err(e) = shared
                 .handle
-                .call(leader, RLOG, Payload::encode(T_JOIN_GROUP, &req), PROBE_TIMEOUT)
+                .call(
+                    leader,
+                    RLOG,
+                    Payload::encode(T_JOIN_GROUP, &req),
+                    PROBE_TIMEOUT,
+                )
                 .await
             {
                 info!(%shard, %leader, cause = %e, "rlog: asking to join the group failed");
@@ -464,14 +471,22 @@ pub(crate) fn reconcile(shared: &Shared) {
                 .find(|n| asked.contains(n) && connected.contains(n))
             {
                 let set = BTreeSet::from([node_id(n)]);
-                Some(("promote learner", n.clone(), ChangeMembers::AddVoterIds(set)))
+                Some((
+                    "promote learner",
+                    n.clone(),
+                    ChangeMembers::AddVoterIds(set),
+                ))
             } else if let Some(n) = asked.iter().find(|n| {
                 !view.voters.contains(n)
                     && !view.learners.contains(n)
                     && connected.contains(n)
                     && !gone(n)
             }) {
-                Some(("add learner", n.clone(), ChangeMembers::AddNodes(Default::default())))
+                Some((
+                    "add learner",
+                    n.clone(),
+                    ChangeMembers::AddNodes(Default::default()),
+                ))
             } else {
                 None
             };
@@ -487,9 +502,12 @@ pub(crate) fn reconcile(shared: &Shared) {
         tokio::spawn(async move {
             let done = if what == "add learner" {
                 let basic = BasicNode::new(node.as_str());
-                tokio::time::timeout(CHANGE_TIMEOUT, raft.add_learner(node_id(&node), basic, true))
-                    .await
-                    .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+                tokio::time::timeout(
+                    CHANGE_TIMEOUT,
+                    raft.add_learner(node_id(&node), basic, true),
+                )
+                .await
+                .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))
             } else {
                 tokio::time::timeout(CHANGE_TIMEOUT, raft.change_membership(members, false))
                     .await
@@ -497,7 +515,9 @@ pub(crate) fn reconcile(shared: &Shared) {
             };
             match done {
                 Ok(Ok(())) => info!(%shard, %node, change = what, "rlog: consensus group changed"),
-                Ok(Err(e)) => warn!(%shard, %node, change = what, cause = %e, "rlog: group change failed"),
+                Ok(Err(e)) => {
+                    warn!(%shard, %node, change = what, cause = %e, "rlog: group change failed")
+                }
                 Err(_) => warn!(%shard, %node, change = what, "rlog: group change timed out"),
             }
             changes.busy.lock().remove(&shard);
@@ -563,6 +583,8 @@ pub(crate) async fn cluster_status(shared: &Shared) -> RlogClusterStatus {
             });
         }
     }
-    status.replicants.sort_by(|a, b| (&a.node, &a.shard).cmp(&(&b.node, &b.shard)));
+    status
+        .replicants
+        .sort_by(|a, b| (&a.node, &a.shard).cmp(&(&b.node, &b.shard)));
     status
 }
