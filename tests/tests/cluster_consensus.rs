@@ -233,7 +233,7 @@ fn with_manual_discovery_each_joined_core_is_added_to_the_first_ones_group() -> 
     let nodes = Node::start_all(specs)?;
     // Each starts alone.
     for n in &nodes {
-        wait_voters(n, &[n.spec.name.clone()])?;
+        wait_voters(n, std::slice::from_ref(&n.spec.name))?;
     }
     let target = nodes[0].spec.target();
     nodes[1].ctl(&["cluster", "join", &target])?;
