@@ -38,7 +38,10 @@
 //! rlog/feed.rs     Feed (server side of an ordered stream) and Follow
 //!                  (subscriber side), pure state machines (+ feed_test.rs)
 //! rlog/node.rs     the shell: dispatcher of girder.rlog, pump, ticker
-//!                  (owned streams, grace cleanup, replicant core choice)
+//!                  (owned streams, grace cleanup); node/placement.rs: the
+//!                  replicant's core choice; node/status.rs: `status()`
+//! rlog/group.rs    one Raft group per consensus shard: probes, first
+//!                  voters, join requests, the leader's membership changes
 //! rlog/raft.rs     openraft type config, the network over dist links, writes
 //! rlog/storage.rs  Raft log and state machine on redb (durable on cores)
 //! rlog/lock.rs     the lease lock on a majority of cores (LockTable is pure)
