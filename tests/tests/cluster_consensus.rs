@@ -246,3 +246,85 @@ fn with_manual_discovery_each_joined_core_is_added_to_the_first_ones_group() -> 
     wait_row(&nodes[1], "carol", "h")?;
     Ok(())
 }
+
+#[test]
+fn a_core_that_leaves_is_removed_from_the_voters_and_is_added_again_when_it_joins() -> Result<()> {
+    let specs = specs(80, 3, true)?;
+    let all = names(&specs.iter().collect::<Vec<_>>());
+    let nodes = Node::start_all(specs)?;
+    for n in &nodes {
+        wait_voters(n, &all)?;
+    }
+    nodes[2].ctl(&["cluster", "leave"])?;
+    let two = names(&[&nodes[0].spec, &nodes[1].spec]);
+    wait_voters(&nodes[0], &two)?;
+    wait_voters(&nodes[1], &two)?;
+    nodes[0].put_row(TABLE, "while-away", "x")?;
+
+    nodes[2].ctl(&["cluster", "join", &nodes[0].spec.target()])?;
+    for n in &nodes {
+        wait_voters(n, &all)?;
+    }
+    wait_row(&nodes[2], "while-away", "x")?;
+    nodes[2].put_row(TABLE, "back", "y")?;
+    wait_row(&nodes[1], "back", "y")?;
+    Ok(())
+}
+
+#[test]
+fn cluster_status_shows_each_group_and_each_replicants_core_and_lag() -> Result<()> {
+    let [core, replicant] =
+        <[Spec; 2]>::try_from(specs(81, 2, false)?).map_err(|_| anyhow::anyhow!("two specs"))?;
+    let listed = format!("cluster.core_nodes = [{:?}]\n", core.name);
+    let core = Spec {
+        extra: listed.clone(),
+        ..core
+    };
+    let replicant = Spec {
+        seeds: vec![core.target()],
+        extra: format!("{listed}node.role = replicant\n"),
+        ..replicant
+    };
+    let nodes = Node::start_all(vec![core, replicant])?;
+    let (core, replicant) = (&nodes[0], &nodes[1]);
+    wait_voters(core, std::slice::from_ref(&core.spec.name))?;
+    let index = core.put_row(TABLE, "dave", "h")?;
+    wait_row(replicant, "dave", "h")?;
+
+    let g = core.consensus(SHARD)?;
+    assert_eq!(g["leader"], core.spec.name.as_str(), "{g}");
+    assert!(g["term"].as_u64() >= Some(1), "{g}");
+    assert!(g["commit_index"].as_u64() >= Some(index), "{g}");
+    assert_eq!(g["learners"], serde_json::json!([]), "{g}");
+    // Both nodes list the replicant, following the core, caught up.
+    for n in &nodes {
+        n.wait_until("the replicant listed, caught up", FORM, |n| {
+            let v = n.ctl(&["cluster", "status"])?;
+            Ok(v["replicants"]
+                == serde_json::json!([{
+                    "node": replicant.spec.name, "shard": SHARD,
+                    "core": core.spec.name, "lag": 0
+                }]))
+        })?;
+    }
+    // A replicant reports the group as the core it reaches knows it.
+    assert_eq!(replicant.voters(SHARD)?, vec![core.spec.name.clone()]);
+
+    // The text form says the same.
+    let out = std::process::Command::new(girder_tests::node::girder_bin())
+        .args(["ctl", "--node", &core.spec.admin().to_string()])
+        .args(["cluster", "status"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want_group = format!(
+        "Consensus shard auth: #{{voters => ['{0}'], learners => [], leader => '{0}'",
+        core.spec.name
+    );
+    let want_replicant = format!(
+        "Replicant '{}' shard auth: #{{core => '{}', lag => 0}}",
+        replicant.spec.name, core.spec.name
+    );
+    assert!(text.contains(&want_group), "{text}");
+    assert!(text.contains(&want_replicant), "{text}");
+    Ok(())
+}
