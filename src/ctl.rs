@@ -60,13 +60,14 @@ pub(crate) enum ClusterCommand {
     /// Write or read one row of a consensus table (nodes with fault
     /// injection only; for tests): `put TABLE KEY VALUE`, `delete TABLE
     /// KEY` (committed through the table's Raft group), `get TABLE KEY`
-    /// (this node's copy).
+    /// (this node's copy), `keys TABLE` (every key of this node's copy).
     DebugTable {
-        /// put, delete or get.
+        /// put, delete, get or keys.
         op: String,
         /// The table (e.g. `users`).
         table: String,
-        /// The row's key.
+        /// The row's key (not with `keys`).
+        #[arg(default_value = "")]
         key: String,
         /// put: the row's value.
         value: Option<String>,
@@ -205,12 +206,13 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
                     key,
                     value,
                 } => {
-                    let (value, delete) = match (op.as_str(), value) {
-                        ("put", Some(v)) => (Some(v.into_bytes()), false),
-                        ("delete", None) => (None, true),
-                        ("get", None) => (None, false),
+                    let (value, delete, keys) = match (op.as_str(), value) {
+                        ("put", Some(v)) => (Some(v.into_bytes()), false, false),
+                        ("delete", None) => (None, true, false),
+                        ("get", None) => (None, false, false),
+                        ("keys", None) => (None, false, true),
                         _ => anyhow::bail!(
-                            "expected put TABLE KEY VALUE, delete TABLE KEY or get TABLE KEY"
+                            "expected put TABLE KEY VALUE, delete TABLE KEY, get TABLE KEY or keys TABLE"
                         ),
                     };
                     let write = value.is_some() || delete;
@@ -220,9 +222,25 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
                             key: key.into_bytes(),
                             value,
                             delete,
+                            keys,
                         })
                         .await?
                         .into_inner();
+                    if keys {
+                        let keys: Vec<String> = reply
+                            .keys
+                            .iter()
+                            .map(|k| String::from_utf8_lossy(k).into_owned())
+                            .collect();
+                        if json {
+                            println!("{}", serde_json::json!({ "keys": keys }));
+                        } else {
+                            for k in keys {
+                                println!("{k}");
+                            }
+                        }
+                        return Ok(());
+                    }
                     let shown = reply
                         .value
                         .as_deref()

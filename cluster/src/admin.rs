@@ -286,10 +286,20 @@ impl AdminService for Admin {
         let shard = rlog
             .shard_of(&r.table)
             .ok_or_else(|| Status::not_found(format!("no table {:?}", r.table)))?;
+        if r.keys {
+            return Ok(Response::new(pb::TableDebugReply {
+                keys: rlog
+                    .scan(&r.table, b"")
+                    .into_iter()
+                    .map(|(k, _)| k.to_vec())
+                    .collect(),
+                ..Default::default()
+            }));
+        }
         if r.value.is_none() && !r.delete {
             return Ok(Response::new(pb::TableDebugReply {
-                index: 0,
                 value: rlog.read(&r.table, &r.key).map(|v| v.to_vec()),
+                ..Default::default()
             }));
         }
         let op = Op {
@@ -301,7 +311,10 @@ impl AdminService for Admin {
             .write(&shard, vec![op])
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        Ok(Response::new(pb::TableDebugReply { index, value: None }))
+        Ok(Response::new(pb::TableDebugReply {
+            index,
+            ..Default::default()
+        }))
     }
 
     async fn cluster_debug(

@@ -484,3 +484,17 @@ pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+impl Node {
+    /// Every key of this node's copy of a consensus table.
+    pub fn row_keys(&self, table: &str) -> Result<Vec<String>> {
+        let v = self.ctl(&["cluster", "debug-table", "keys", table])?;
+        Ok(v["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .collect())
+    }
+}
