@@ -109,10 +109,10 @@ pub enum Bootstrap {
     /// list contradicts the group's voters.
     #[default]
     CoreNodes,
-    /// Static seeds or DNS, `cluster.core_nodes` empty: the seeds that are
-    /// cores are the first voters, once every seed answered that it holds no
-    /// group and has the same seeds; a core that is not a seed, or that
-    /// finds a running group, asks to be added.
+    /// Static seeds or DNS, `cluster.core_nodes` empty: the seeds (with this
+    /// node) that are cores are the first voters, once every one of them
+    /// answered that it holds no group and has the same ones; a core that
+    /// finds a running group asks to be added.
     Seeds(Vec<NodeName>),
     /// Manual discovery, `cluster.core_nodes` empty: a fresh core starts
     /// each group alone; `cluster join` makes it leave its own (while it

@@ -108,7 +108,8 @@ fn a_fourth_core_joins_under_writes_and_becomes_a_voter() -> Result<()> {
     let writes = writer(nodes[0].spec.clone(), "w", stop.clone());
     std::thread::sleep(Duration::from_millis(500));
 
-    // Not a seed: it never starts a group, and is added to the running one.
+    // Its seeds are the first three, whose own sets differ from its: it
+    // starts no group, and is added to the running one.
     let new = Node::start(fourth)?;
     let added = wait_voters(&nodes[0], &four);
     std::thread::sleep(Duration::from_millis(500));
@@ -326,5 +327,24 @@ fn cluster_status_shows_each_group_and_each_replicants_core_and_lag() -> Result<
     );
     assert!(text.contains(&want_group), "{text}");
     assert!(text.contains(&want_replicant), "{text}");
+    Ok(())
+}
+
+#[test]
+fn cores_that_each_list_the_others_as_seeds_form_one_group() -> Result<()> {
+    let mut specs = specs(83, 3, false)?;
+    let targets: Vec<String> = specs.iter().map(Spec::target).collect();
+    for s in &mut specs {
+        let me = s.target();
+        s.seeds = targets.iter().filter(|t| **t != me).cloned().collect();
+    }
+    let all = names(&specs.iter().collect::<Vec<_>>());
+    let nodes = Node::start_all(specs)?;
+    for n in &nodes {
+        wait_voters(n, &all)?;
+    }
+    nodes[1].put_row(TABLE, "erin", "h")?;
+    wait_row(&nodes[0], "erin", "h")?;
+    wait_row(&nodes[2], "erin", "h")?;
     Ok(())
 }

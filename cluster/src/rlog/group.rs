@@ -117,12 +117,17 @@ fn group_pb(shard: &str, v: &GroupView) -> pb::Group {
     }
 }
 
-/// The voters this node would start a group with (sorted), or `None` when
-/// it starts one alone or never.
+/// The voters this node would start a group with (sorted): the listed
+/// cores, or the seeds and this node (so that nodes that each list the
+/// others as seeds agree); `None` when it starts one alone.
 fn initial(shared: &Shared) -> Option<Vec<NodeName>> {
     let mut v = match &shared.opts.bootstrap {
         Bootstrap::CoreNodes => shared.opts.core_nodes.clone(),
-        Bootstrap::Seeds(seeds) => seeds.clone(),
+        Bootstrap::Seeds(seeds) => {
+            let mut v = seeds.clone();
+            v.push(shared.me.clone());
+            v
+        }
         Bootstrap::Alone => return None,
     };
     v.sort();
