@@ -427,11 +427,11 @@ impl Rlog {
         group::cluster_status(&self.inner).await
     }
 
-    /// Prepares this core for `cluster join`: a core that holds consensus
-    /// groups of its own with no other voter (it started alone) leaves
-    /// them, discarding their rows, so that it can be added to the joined
-    /// cluster's groups. Fails when it is a voter of a group with other
-    /// cores.
+    /// After `cluster join`: a core that holds consensus groups with no
+    /// other member (it started alone) leaves them, discarding their Raft
+    /// state and rows, once a linked core reports the joined cluster's
+    /// group, so that it is added to that group. Groups with other members
+    /// are kept (the core is, or was, in the joined cluster's group).
     pub async fn prepare_join(&self) -> Result<(), RlogError> {
         group::prepare_join(&self.inner).await
     }

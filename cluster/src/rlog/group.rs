@@ -38,6 +38,9 @@ const PROBE_EVERY: Duration = Duration::from_millis(500);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A join request not asked again within this is forgotten by the leader.
 const JOIN_REQUEST_TTL: Duration = Duration::from_secs(10);
+/// How long `cluster join` waits for the joined cluster's group to be
+/// reported before a core that holds a group alone keeps it.
+const JOIN_WAIT: Duration = Duration::from_secs(5);
 /// Most time one membership change may take.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -297,9 +300,8 @@ async fn round(shared: &Shared, rafts: &RaftShards) -> Option<String> {
     for shard in rafts.shards() {
         let mine = rafts.view(&shard);
         if mine.voters.contains(&shared.me) && mine.leader.is_some() && mine.learners.is_empty() {
-            // A voter with a leader: nothing to ask. (A voter that was
-            // removed meanwhile learns it from the leader's probe below
-            // only when it asks; check the leader's own report.)
+            // A voter with a leader: nothing to ask, unless a leader reports
+            // the group without this core (it was removed meanwhile).
             let led = led_group(&probes, &shard);
             if led.is_none_or(|(_, g)| names(&g.voters).contains(&shared.me)) {
                 continue;
@@ -530,27 +532,40 @@ pub(crate) fn reconcile(shared: &Shared) {
     }
 }
 
-/// `Rlog::prepare_join`: leave every group this core started alone.
+/// `Rlog::prepare_join`: leave every group this core holds alone, once a
+/// linked core reports the joined cluster's group (led elsewhere, without
+/// this core), waiting up to [`JOIN_WAIT`] for that report. A shard whose
+/// group has other members, or for which no such report comes, is kept.
 pub(crate) async fn prepare_join(shared: &Shared) -> Result<(), RlogError> {
     let Some(rafts) = &shared.rafts else {
         return Ok(());
     };
-    for shard in rafts.shards() {
-        let v = rafts.view(&shard);
-        let others: Vec<&NodeName> = v
-            .voters
-            .iter()
-            .chain(&v.learners)
-            .filter(|n| **n != shared.me)
-            .collect();
-        if !others.is_empty() {
-            // A core of a group with others: it is (or was) in a cluster's
-            // group, and joins back as a member of it.
-            continue;
+    let alone: Vec<String> = rafts
+        .shards()
+        .into_iter()
+        .filter(|s| {
+            let v = rafts.view(s);
+            v.voters == [shared.me.clone()] && v.learners.is_empty()
+        })
+        .collect();
+    let deadline = Instant::now() + JOIN_WAIT;
+    let mut left = BTreeSet::new();
+    while left.len() < alone.len() && Instant::now() < deadline {
+        let probes = probe_all(shared).await;
+        for shard in &alone {
+            let joined = led_group(&probes, shard)
+                .is_some_and(|(_, g)| !names(&g.voters).contains(&shared.me));
+            if joined && !left.contains(shard) {
+                rafts.reset(shard).await?;
+                left.insert(shard.clone());
+            }
         }
-        if !v.voters.is_empty() {
-            rafts.reset(&shard).await?;
+        if left.len() < alone.len() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+    for shard in alone.iter().filter(|s| !left.contains(*s)) {
+        warn!(%shard, "rlog: joined, but no other consensus group reached: this core keeps its own");
     }
     Ok(())
 }
