@@ -236,11 +236,20 @@ fn with_manual_discovery_each_joined_core_is_added_to_the_first_ones_group() -> 
     for n in &nodes {
         wait_voters(n, std::slice::from_ref(&n.spec.name))?;
     }
+    for n in &nodes {
+        n.put_row(TABLE, &format!("own-{}", n.spec.name), "x")?;
+    }
+    nodes[0].put_row(TABLE, "from-n1", "1")?;
     let target = nodes[0].spec.target();
     nodes[1].ctl(&["cluster", "join", &target])?;
     nodes[2].ctl(&["cluster", "join", &target])?;
     for n in &nodes {
         wait_voters(n, &all)?;
+    }
+    // The joiners' own rows were replaced by the first node's.
+    for n in &nodes[1..] {
+        wait_row(n, "from-n1", "1")?;
+        assert_eq!(n.get_row(TABLE, &format!("own-{}", n.spec.name))?, None);
     }
     nodes[2].put_row(TABLE, "carol", "h")?;
     wait_row(&nodes[0], "carol", "h")?;

@@ -315,9 +315,6 @@ async fn round(shared: &Shared, rafts: &RaftShards) -> Option<String> {
             let fresh = rafts.is_fresh(&shard);
             if fresh {
                 if let Some(why) = contradiction(shared, &shard, &voters) {
-                    if shared.changes.log_now(&format!("refuse:{shard}")) {
-                        error!(%shard, "rlog: {why}");
-                    }
                     refusal = Some(why);
                     continue;
                 }
@@ -382,7 +379,12 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         return;
     };
     loop {
-        round(&shared, &rafts).await;
+        if let Some(why) = round(&shared, &rafts).await {
+            // Found after start: this core stays out of the group.
+            if shared.changes.log_now("refuse") {
+                error!("rlog: {why}");
+            }
+        }
         tokio::select! {
             () = tokio::time::sleep(PROBE_EVERY) => {}
             () = shared.stop.cancelled() => return,
@@ -405,7 +407,7 @@ pub(crate) async fn check_at_start(shared: &Shared, wait: Duration) -> Result<()
     let deadline = Instant::now() + wait;
     loop {
         if let Some(why) = round(shared, &rafts).await {
-            return Err(RlogError::InvalidOption(why));
+            return Err(RlogError::Contradiction(why));
         }
         let connected = shared.handle.connected();
         let all = shared
