@@ -42,6 +42,7 @@
 //!                  replicant's core choice; node/status.rs: `status()`
 //! rlog/group.rs    one Raft group per consensus shard: probes, first
 //!                  voters, join requests, the leader's membership changes
+//!                  (+ group_test.rs)
 //! rlog/raft.rs     openraft type config, the network over dist links, writes
 //! rlog/storage.rs  Raft log and state machine on redb (durable on cores)
 //! rlog/lock.rs     the lease lock on a majority of cores (LockTable is pure)

@@ -124,11 +124,20 @@ fn group_pb(shard: &str, v: &GroupView) -> pb::Group {
 /// cores, or the seeds and this node (so that nodes that each list the
 /// others as seeds agree); `None` when it starts one alone.
 fn initial(shared: &Shared) -> Option<Vec<NodeName>> {
-    let mut v = match &shared.opts.bootstrap {
-        Bootstrap::CoreNodes => shared.opts.core_nodes.clone(),
+    initial_of(&shared.me, &shared.opts.bootstrap, &shared.opts.core_nodes)
+}
+
+/// [`initial`] of a node `me` with these options.
+fn initial_of(
+    me: &NodeName,
+    bootstrap: &Bootstrap,
+    core_nodes: &[NodeName],
+) -> Option<Vec<NodeName>> {
+    let mut v = match bootstrap {
+        Bootstrap::CoreNodes => core_nodes.to_vec(),
         Bootstrap::Seeds(seeds) => {
             let mut v = seeds.clone();
-            v.push(shared.me.clone());
+            v.push(me.clone());
             v
         }
         Bootstrap::Alone => return None,
@@ -208,11 +217,30 @@ fn led_group<'a>(
 /// less this core: a core listed by the others or a replacement of a
 /// removed one).
 fn contradiction(shared: &Shared, shard: &str, voters: &[NodeName]) -> Option<String> {
-    if shared.opts.bootstrap != Bootstrap::CoreNodes {
+    contradiction_of(
+        &shared.me,
+        &shared.opts.bootstrap,
+        &shared.opts.core_nodes,
+        shard,
+        voters,
+    )
+}
+
+/// [`contradiction`] for a node `me` with these options.
+fn contradiction_of(
+    me: &NodeName,
+    bootstrap: &Bootstrap,
+    core_nodes: &[NodeName],
+    shard: &str,
+    voters: &[NodeName],
+) -> Option<String> {
+    if *bootstrap != Bootstrap::CoreNodes {
         return None;
     }
-    let me = &shared.me;
-    let mut listed: Vec<NodeName> = initial(shared)?.into_iter().filter(|n| n != me).collect();
+    let mut listed: Vec<NodeName> = initial_of(me, bootstrap, core_nodes)?
+        .into_iter()
+        .filter(|n| n != me)
+        .collect();
     let mut running: Vec<NodeName> = voters.iter().filter(|n| *n != me).cloned().collect();
     listed.sort();
     running.sort();
@@ -221,7 +249,7 @@ fn contradiction(shared: &Shared, shard: &str, voters: &[NodeName]) -> Option<St
             "cluster.core_nodes = [{}] contradicts the running group of consensus shard \
              {shard:?}, whose voters are [{}]; list the running group's voters (and this \
              node), or force-leave the cores it replaces first",
-            strings(&shared.opts.core_nodes).join(", "),
+            strings(core_nodes).join(", "),
             strings(voters).join(", "),
         )
     })
@@ -236,14 +264,31 @@ fn first_voters(
     probes: &[(NodeName, pb::ProbeReply)],
     shard: &str,
 ) -> Result<Vec<NodeName>, String> {
-    let Some(initial) = initial(shared) else {
+    first_voters_of(
+        &shared.me,
+        &shared.opts.bootstrap,
+        &shared.opts.core_nodes,
+        probes,
+        shard,
+    )
+}
+
+/// [`first_voters`] for a node `me` with these options.
+fn first_voters_of(
+    me: &NodeName,
+    bootstrap: &Bootstrap,
+    core_nodes: &[NodeName],
+    probes: &[(NodeName, pb::ProbeReply)],
+    shard: &str,
+) -> Result<Vec<NodeName>, String> {
+    let Some(initial) = initial_of(me, bootstrap, core_nodes) else {
         return Err("starts alone".into());
     };
-    if !initial.contains(&shared.me) {
+    if !initial.contains(me) {
         return Err("this core is not one of the first voters: it waits for a group".into());
     }
-    let mut voters = vec![shared.me.clone()];
-    for n in initial.iter().filter(|n| **n != shared.me) {
+    let mut voters = vec![me.clone()];
+    for n in initial.iter().filter(|n| *n != me) {
         let Some((_, r)) = probes.iter().find(|(p, _)| p == n) else {
             return Err(format!("waiting for {n}"));
         };
@@ -260,7 +305,7 @@ fn first_voters(
         {
             return Err(format!("{n} holds a group"));
         }
-        match (r.core, &shared.opts.bootstrap) {
+        match (r.core, bootstrap) {
             (true, _) => voters.push(n.clone()),
             (false, Bootstrap::CoreNodes) => {
                 return Err(format!(
@@ -610,3 +655,7 @@ pub(crate) async fn cluster_status(shared: &Shared) -> RlogClusterStatus {
         .sort_by(|a, b| (&a.node, &a.shard).cmp(&(&b.node, &b.shard)));
     status
 }
+
+#[cfg(test)]
+#[path = "group_test.rs"]
+mod tests;
