@@ -320,7 +320,7 @@ fn first_voters_of(
 }
 
 impl Changes {
-    /// Logs `line` under `key` at most every 5 s.
+    /// Whether a line about `key` may be logged now (at most every 5 s).
     fn log_now(&self, key: &str) -> bool {
         let mut logged = self.logged.lock();
         let due = logged
