@@ -57,6 +57,21 @@ pub(crate) enum ClusterCommand {
         #[arg(value_name = "NODE")]
         target: String,
     },
+    /// Write or read one row of a consensus table (nodes with fault
+    /// injection only; for tests): `put TABLE KEY VALUE`, `delete TABLE
+    /// KEY` (committed through the table's Raft group), `get TABLE KEY`
+    /// (this node's copy), `keys TABLE` (every key of this node's copy).
+    DebugTable {
+        /// put, delete, get or keys.
+        op: String,
+        /// The table (e.g. `users`).
+        table: String,
+        /// The row's key (not with `keys`).
+        #[arg(default_value = "")]
+        key: String,
+        /// put: the row's value.
+        value: Option<String>,
+    },
     /// Fault injection on the link to PEER (nodes with fault injection only).
     Debug {
         /// The peer whose link is acted on.
@@ -85,11 +100,38 @@ fn status_line(s: &pb::ClusterStatusReply) -> String {
             .collect::<Vec<_>>()
             .join(",")
     };
-    format!(
+    let mut out = format!(
         "Cluster status: #{{running_nodes => [{}], stopped_nodes => [{}]}}",
         list(&s.running_nodes),
         list(&s.stopped_nodes)
-    )
+    );
+    for g in &s.consensus {
+        let leader = if g.leader.is_empty() {
+            "none".to_owned()
+        } else {
+            format!("'{}'", g.leader)
+        };
+        out.push_str(&format!(
+            "\nConsensus shard {}: #{{voters => [{}], learners => [{}], leader => {leader}, term => {}, commit_index => {}}}",
+            g.shard,
+            list(&g.voters),
+            list(&g.learners),
+            g.term,
+            g.commit_index
+        ));
+    }
+    for r in &s.replicants {
+        let core = if r.core.is_empty() {
+            "none".to_owned()
+        } else {
+            format!("'{}'", r.core)
+        };
+        out.push_str(&format!(
+            "\nReplicant '{}' shard {}: #{{core => {core}, lag => {}}}",
+            r.node, r.shard, r.lag
+        ));
+    }
+    out
 }
 
 fn status_json(s: &pb::ClusterStatusReply) -> serde_json::Value {
@@ -98,6 +140,20 @@ fn status_json(s: &pb::ClusterStatusReply) -> serde_json::Value {
         "cluster": s.cluster,
         "running_nodes": s.running_nodes,
         "stopped_nodes": s.stopped_nodes,
+        "consensus": s.consensus.iter().map(|g| serde_json::json!({
+            "shard": g.shard,
+            "voters": g.voters,
+            "learners": g.learners,
+            "leader": if g.leader.is_empty() { serde_json::Value::Null } else { g.leader.clone().into() },
+            "term": g.term,
+            "commit_index": g.commit_index,
+        })).collect::<Vec<_>>(),
+        "replicants": s.replicants.iter().map(|r| serde_json::json!({
+            "node": r.node,
+            "shard": r.shard,
+            "core": if r.core.is_empty() { serde_json::Value::Null } else { r.core.clone().into() },
+            "lag": r.lag,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -143,6 +199,65 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
                         .cluster_force_leave(pb::ClusterForceLeaveRequest { node: target })
                         .await?;
                     Some("Remove the node from cluster successfully.")
+                }
+                ClusterCommand::DebugTable {
+                    op,
+                    table,
+                    key,
+                    value,
+                } => {
+                    let (value, delete, keys) = match (op.as_str(), value) {
+                        ("put", Some(v)) => (Some(v.into_bytes()), false, false),
+                        ("delete", None) => (None, true, false),
+                        ("get", None) => (None, false, false),
+                        ("keys", None) => (None, false, true),
+                        _ => anyhow::bail!(
+                            "expected put TABLE KEY VALUE, delete TABLE KEY, get TABLE KEY or keys TABLE"
+                        ),
+                    };
+                    let write = value.is_some() || delete;
+                    let reply = client
+                        .table_debug(pb::TableDebugRequest {
+                            table,
+                            key: key.into_bytes(),
+                            value,
+                            delete,
+                            keys,
+                        })
+                        .await?
+                        .into_inner();
+                    if keys {
+                        let keys: Vec<String> = reply
+                            .keys
+                            .iter()
+                            .map(|k| String::from_utf8_lossy(k).into_owned())
+                            .collect();
+                        if json {
+                            println!("{}", serde_json::json!({ "keys": keys }));
+                        } else {
+                            for k in keys {
+                                println!("{k}");
+                            }
+                        }
+                        return Ok(());
+                    }
+                    let shown = reply
+                        .value
+                        .as_deref()
+                        .map(|v| String::from_utf8_lossy(v).into_owned());
+                    if json {
+                        let v = if write {
+                            serde_json::json!({ "index": reply.index })
+                        } else {
+                            serde_json::json!({ "value": shown })
+                        };
+                        println!("{v}");
+                    } else if write {
+                        println!("committed at index {}", reply.index);
+                    } else {
+                        println!("{}", shown.as_deref().unwrap_or("(no row)"));
+                    }
+                    return Ok(());
                 }
                 ClusterCommand::Debug { peer, action } => {
                     let action = debug_action(&action)?;

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use girder_cluster::rlog::{Rlog, RlogOptions, Role, ShardKind, ShardSpec};
-use girder_cluster::{ClusterHandle, ClusterOptions, Discovery, NodeName};
+use girder_cluster::rlog::{Bootstrap, Rlog, RlogOptions, Role, ShardKind, ShardSpec};
+use girder_cluster::{ClusterHandle, ClusterOptions, Discovery, NodeName, Target};
 use girder_config::{Config, DbRole, DiscoveryStrategy};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
@@ -89,38 +89,84 @@ fn shards() -> Vec<ShardSpec> {
     ]
 }
 
-/// The replicated-table options of a node: its role, the cores (this node
-/// alone when `cluster.core_nodes` is empty and it is a core), its data
-/// directory.
-pub fn rlog_options(config: &Config) -> Result<RlogOptions, NodeError> {
+/// The replicated-table options of a node: its role, the cores, how its
+/// consensus groups start, its data directory.
+///
+/// How the cores form one group per consensus shard: with
+/// `cluster.core_nodes`, the listed cores are the first voters; without it,
+/// with static seeds the seeds that are cores (with DNS, the nodes the name
+/// resolves to at start), and with manual discovery each core starts alone
+/// and `cluster join` adds it to the joined cluster's groups.
+pub async fn rlog_options(config: &Config) -> Result<RlogOptions, NodeError> {
     let parse = |name: &str| NodeName::parse(name).map_err(|e| NodeError::Config(e.to_string()));
     let role = match config.node.role {
         DbRole::Core => Role::Core,
         DbRole::Replicant => Role::Replicant,
     };
-    let mut core_nodes = config
+    let core_nodes = config
         .cluster
         .core_nodes
         .iter()
         .map(|n| parse(&n.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
-    if core_nodes.is_empty() {
-        if role == Role::Replicant {
-            return Err(NodeError::Config(
-                "config error: cluster.core_nodes is empty: a replicant needs the cores it may follow"
-                    .to_owned(),
-            ));
+    let bootstrap = if !core_nodes.is_empty() {
+        Bootstrap::CoreNodes
+    } else if role == Role::Replicant {
+        return Err(NodeError::Config(
+            "config error: cluster.core_nodes is empty: a replicant needs the cores it may follow"
+                .to_owned(),
+        ));
+    } else {
+        match config.cluster.discovery_strategy {
+            DiscoveryStrategy::Static => Bootstrap::Seeds(
+                config
+                    .cluster
+                    .static_
+                    .seeds
+                    .iter()
+                    .map(|s| {
+                        Target::parse(&s.to_string())
+                            .map(|t| t.node)
+                            .map_err(|e| NodeError::Config(e.to_string()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            DiscoveryStrategy::Dns => Bootstrap::Seeds(dns_seeds(config).await),
+            DiscoveryStrategy::Manual | DiscoveryStrategy::Singleton => Bootstrap::Alone,
         }
-        core_nodes.push(parse(&config.node.name.to_string())?);
-    }
+    };
     Ok(RlogOptions {
         role,
         core_nodes,
+        bootstrap,
         data_dir: Some(config.node.data_dir.clone()),
         shards: shards(),
         owner_grace: config.cluster.owned_rows_grace_period.0,
         ..RlogOptions::default()
     })
+}
+
+/// The nodes `cluster.dns.name` resolves to now, named as DNS discovery
+/// names them (`app@ip`, with this node's name part); empty if it does not
+/// resolve.
+async fn dns_seeds(config: &Config) -> Vec<NodeName> {
+    let name = &config.cluster.dns.name;
+    let me = config.node.name.to_string();
+    let app = me.split('@').next().unwrap_or_default().to_owned();
+    let port = config
+        .cluster
+        .dist_bind(&config.node.name)
+        .map_or(0, |a| a.port());
+    match tokio::net::lookup_host((name.as_str(), port)).await {
+        Ok(addrs) => addrs
+            .filter(std::net::SocketAddr::is_ipv4)
+            .filter_map(|a| NodeName::parse(&format!("{app}@{}", a.ip())).ok())
+            .collect(),
+        Err(e) => {
+            warn!(%name, cause = %e, "cluster.dns.name does not resolve: no first voters");
+            Vec::new()
+        }
+    }
 }
 
 /// The running cluster side of a node.
@@ -154,7 +200,7 @@ impl ClusterSide {
                  node.cookie to a secret of your own"
             );
         }
-        let rlog_opts = rlog_options(config)?;
+        let rlog_opts = rlog_options(config).await?;
         std::fs::create_dir_all(&config.node.data_dir).map_err(|e| {
             NodeError::Config(format!(
                 "config error: node.data_dir = {:?}: cannot create it: {e}",

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use crate::builtin::{DEBUG_SLEEP, ECHO};
 use crate::fault::FaultAction;
 use crate::process::{Payload, RemoteMessage};
-use crate::rlog::Rlog;
+use crate::rlog::{Op, Rlog};
 use crate::wire::DownReason;
 use crate::{ClusterError, ClusterHandle, NodeName};
 
@@ -199,11 +199,38 @@ impl AdminService for Admin {
     ) -> Result<Response<pb::ClusterStatusReply>, Status> {
         let s = self.cluster.status();
         let names = |v: Vec<NodeName>| v.into_iter().map(|n| n.to_string()).collect();
+        let rlog = match &self.tables {
+            Some((rlog, _)) => rlog.cluster_status().await,
+            None => Default::default(),
+        };
+        let name = |n: Option<NodeName>| n.map(|n| n.to_string()).unwrap_or_default();
         Ok(Response::new(pb::ClusterStatusReply {
             node: s.node.to_string(),
             cluster: s.cluster,
             running_nodes: names(s.running),
             stopped_nodes: names(s.stopped),
+            consensus: rlog
+                .groups
+                .into_iter()
+                .map(|g| pb::ConsensusShard {
+                    shard: g.shard,
+                    voters: names(g.voters),
+                    learners: names(g.learners),
+                    leader: name(g.leader),
+                    term: g.term,
+                    commit_index: g.commit_index,
+                })
+                .collect(),
+            replicants: rlog
+                .replicants
+                .into_iter()
+                .map(|r| pb::ReplicantFollow {
+                    node: r.node.to_string(),
+                    shard: r.shard,
+                    core: name(r.core),
+                    lag: r.lag,
+                })
+                .collect(),
         }))
     }
 
@@ -215,6 +242,14 @@ impl AdminService for Admin {
             .join(&request.into_inner().node)
             .await
             .map_err(status)?;
+        // A core that started its consensus groups alone leaves them, to be
+        // added to the joined cluster's (its own consensus rows are
+        // replaced by the cluster's, as EMQX's join replaces its tables).
+        if let Some((rlog, _)) = &self.tables {
+            rlog.prepare_join()
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+        }
         Ok(Response::new(pb::ClusterJoinReply {}))
     }
 
@@ -233,6 +268,53 @@ impl AdminService for Admin {
         let node = parse(&request.into_inner().node)?;
         self.cluster.force_leave(&node).map_err(status)?;
         Ok(Response::new(pb::ClusterForceLeaveReply {}))
+    }
+
+    async fn table_debug(
+        &self,
+        request: Request<pb::TableDebugRequest>,
+    ) -> Result<Response<pb::TableDebugReply>, Status> {
+        if !self.cluster.fault_injection() {
+            return Err(Status::failed_precondition(
+                "fault injection is off (cluster.dist.fault_injection)",
+            ));
+        }
+        let Some((rlog, _)) = &self.tables else {
+            return Err(Status::failed_precondition("no replicated tables"));
+        };
+        let r = request.into_inner();
+        let shard = rlog
+            .shard_of(&r.table)
+            .ok_or_else(|| Status::not_found(format!("no table {:?}", r.table)))?;
+        if r.keys {
+            return Ok(Response::new(pb::TableDebugReply {
+                keys: rlog
+                    .scan(&r.table, b"")
+                    .into_iter()
+                    .map(|(k, _)| k.to_vec())
+                    .collect(),
+                ..Default::default()
+            }));
+        }
+        if r.value.is_none() && !r.delete {
+            return Ok(Response::new(pb::TableDebugReply {
+                value: rlog.read(&r.table, &r.key).map(|v| v.to_vec()),
+                ..Default::default()
+            }));
+        }
+        let op = Op {
+            table: r.table,
+            key: r.key.into(),
+            value: r.value.map(Into::into),
+        };
+        let index = rlog
+            .write(&shard, vec![op])
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(pb::TableDebugReply {
+            index,
+            ..Default::default()
+        }))
     }
 
     async fn cluster_debug(

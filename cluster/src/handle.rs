@@ -162,6 +162,12 @@ impl ClusterHandle {
         }
     }
 
+    /// Members that left or were removed (tombstones in the member list),
+    /// this node included when it left.
+    pub fn removed(&self) -> Vec<NodeName> {
+        self.node.removed()
+    }
+
     /// Sends a message to `name` on `node` (this node included). Fire and
     /// forget, like Erlang's `!`: a missing name drops it silently; order is
     /// kept between any two processes.

@@ -462,6 +462,17 @@ impl Node {
         Ok(())
     }
 
+    /// Members with a tombstone: left or removed (and not joined again).
+    pub(crate) fn removed(&self) -> Vec<NodeName> {
+        let state = self.state.lock();
+        state
+            .members
+            .all()
+            .filter(|m| m.status == MemberStatus::Left)
+            .map(|m| m.node.clone())
+            .collect()
+    }
+
     /// `(running, stopped)`: joined members with a link (and this node), and without.
     pub(crate) fn status(&self) -> (Vec<NodeName>, Vec<NodeName>) {
         let state = self.state.lock();

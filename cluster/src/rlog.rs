@@ -38,7 +38,11 @@
 //! rlog/feed.rs     Feed (server side of an ordered stream) and Follow
 //!                  (subscriber side), pure state machines (+ feed_test.rs)
 //! rlog/node.rs     the shell: dispatcher of girder.rlog, pump, ticker
-//!                  (owned streams, grace cleanup, replicant core choice)
+//!                  (owned streams, grace cleanup); node/placement.rs: the
+//!                  replicant's core choice; node/status.rs: `status()`
+//! rlog/group.rs    one Raft group per consensus shard: probes, first
+//!                  voters, join requests, the leader's membership changes
+//!                  (+ group_test.rs)
 //! rlog/raft.rs     openraft type config, the network over dist links, writes
 //! rlog/storage.rs  Raft log and state machine on redb (durable on cores)
 //! rlog/lock.rs     the lease lock on a majority of cores (LockTable is pure)
@@ -47,6 +51,7 @@
 
 mod error;
 mod feed;
+mod group;
 mod lock;
 mod node;
 mod raft;
@@ -62,6 +67,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 pub use error::RlogError;
+pub use group::{GroupStatus, ReplicantFollow, RlogClusterStatus};
 pub use lock::LeaseLock;
 pub use store::{Change, Op, ShardKind};
 
@@ -90,6 +96,29 @@ impl std::str::FromStr for Role {
             ))),
         }
     }
+}
+
+/// How a core that has never run a consensus shard (no Raft state) comes
+/// to be in that shard's one group (`cluster/REPLICATION.md`, "One group
+/// per cluster").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// `cluster.core_nodes` lists the cores: they are the first voters. A
+    /// listed core starts the group once every other listed core answered
+    /// that it holds none and lists the same cores; a core that finds a
+    /// running group asks to be added, and is refused at start when its
+    /// list contradicts the group's voters.
+    #[default]
+    CoreNodes,
+    /// Static seeds or DNS, `cluster.core_nodes` empty: the seeds (with this
+    /// node) that are cores are the first voters, once every one of them
+    /// answered that it holds no group and has the same ones; a core that
+    /// finds a running group asks to be added.
+    Seeds(Vec<NodeName>),
+    /// Manual discovery, `cluster.core_nodes` empty: a fresh core starts
+    /// each group alone; `cluster join` makes it leave its own (while it
+    /// holds no other voter) and ask to be added to the joined cluster's.
+    Alone,
 }
 
 /// A shard and its tables, as the layer above registers them.
@@ -122,9 +151,12 @@ pub struct RlogOptions {
     pub role: Role,
     /// `cluster.db_backend`; only `rlog` exists.
     pub db_backend: String,
-    /// `cluster.core_nodes`: the voters of every consensus shard (cores
-    /// list themselves too) and the nodes a replicant may follow.
+    /// `cluster.core_nodes`: the first voters of every consensus shard
+    /// (cores list themselves too) with [`Bootstrap::CoreNodes`], and the
+    /// nodes a replicant may follow.
     pub core_nodes: Vec<NodeName>,
+    /// How a fresh core's consensus groups start.
+    pub bootstrap: Bootstrap,
     /// `node.data_dir`: the cores' durable shards live in `rlog.redb` in it;
     /// `None` keeps them in memory (tests).
     pub data_dir: Option<PathBuf>,
@@ -158,6 +190,7 @@ impl Default for RlogOptions {
             role: Role::Core,
             db_backend: "rlog".to_owned(),
             core_nodes: Vec::new(),
+            bootstrap: Bootstrap::CoreNodes,
             data_dir: None,
             shards: Vec::new(),
             owner_grace: Duration::from_secs(30),
@@ -202,7 +235,8 @@ impl RlogOptions {
             }
         }
         let has_consensus = self.shards.iter().any(|s| s.kind == ShardKind::Consensus);
-        if has_consensus && self.core_nodes.is_empty() {
+        let needs_list = self.role == Role::Replicant || self.bootstrap == Bootstrap::CoreNodes;
+        if has_consensus && needs_list && self.core_nodes.is_empty() {
             return Err(RlogError::InvalidOption(
                 "cluster.core_nodes is empty but there are consensus shards".into(),
             ));
@@ -239,6 +273,13 @@ pub struct ShardStatus {
     pub copies: u64,
     /// Rows in the shard's tables.
     pub rows: usize,
+    /// Consensus shards on a core: the group's voters as this core knows
+    /// them (empty: it holds no group yet).
+    pub voters: Vec<NodeName>,
+    /// Consensus shards on a core: the group's learners (cores being added).
+    pub learners: Vec<NodeName>,
+    /// Consensus shards on a core: the Raft term.
+    pub term: u64,
 }
 
 /// The stream of one owner as this node follows it.
@@ -334,6 +375,16 @@ impl Rlog {
         self.inner.write_owned(ops)
     }
 
+    /// The shard a registered table belongs to.
+    pub fn shard_of(&self, table: &str) -> Option<String> {
+        self.inner
+            .opts
+            .shards
+            .iter()
+            .find(|s| s.tables.iter().any(|t| t == table))
+            .map(|s| s.name.clone())
+    }
+
     /// A consensus row, read locally.
     pub fn read(&self, table: &str, key: &[u8]) -> Option<Bytes> {
         self.inner.tables.store.read().get(table, key)
@@ -371,8 +422,24 @@ impl Rlog {
         self.inner.status()
     }
 
+    /// Each consensus shard's group and each running replicant's following,
+    /// as this node and the nodes it reaches report them.
+    pub async fn cluster_status(&self) -> RlogClusterStatus {
+        group::cluster_status(&self.inner).await
+    }
+
+    /// After `cluster join`: a core that holds consensus groups with no
+    /// other member (it started alone) leaves them, discarding their Raft
+    /// state and rows, once a linked core reports the joined cluster's
+    /// group, so that it is added to that group. Groups with other members
+    /// are kept (the core is, or was, in the joined cluster's group).
+    pub async fn prepare_join(&self) -> Result<(), RlogError> {
+        group::prepare_join(&self.inner).await
+    }
+
     /// Takes exclusive ownership of `key` (e.g. a client id) for `lease`,
-    /// granted by a majority of `cluster.core_nodes`; renew the returned
+    /// granted by a majority of the cores (the voters of the consensus
+    /// groups, or `cluster.core_nodes`); renew the returned
     /// lock before [`LeaseLock::valid_until`]. Fails with
     /// [`RlogError::Locked`] when another node holds it.
     pub async fn lock(
@@ -382,7 +449,7 @@ impl Rlog {
     ) -> Result<LeaseLock, RlogError> {
         LeaseLock::acquire(
             self.inner.handle.clone(),
-            self.inner.opts.core_nodes.clone(),
+            self.inner.cores(),
             key.into(),
             lease,
         )

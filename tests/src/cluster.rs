@@ -410,3 +410,91 @@ fn ctl_output(spec: &Spec, args: &[&str]) -> Result<std::process::Output> {
         .output()
         .context("running girder ctl")
 }
+
+/// Consensus groups and rows, through `girder ctl` (rows need fault
+/// injection, which every test node has).
+impl Node {
+    /// `shard`'s entry of `ctl cluster status`'s `consensus` list.
+    pub fn consensus(&self, shard: &str) -> Result<serde_json::Value> {
+        let v = self.ctl(&["cluster", "status"])?;
+        v["consensus"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|g| g["shard"] == shard)
+            .cloned()
+            .with_context(|| format!("{}: no consensus shard {shard}: {v}", self.spec.name))
+    }
+
+    /// `shard`'s voters as this node reports them, sorted.
+    pub fn voters(&self, shard: &str) -> Result<Vec<String>> {
+        let g = self.consensus(shard)?;
+        Ok(sorted(
+            g["voters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_str),
+        ))
+    }
+
+    /// Commits a row through its table's consensus group (`ctl cluster
+    /// debug-table put`); the log index.
+    pub fn put_row(&self, table: &str, key: &str, value: &str) -> Result<u64> {
+        let v = self.ctl(&["cluster", "debug-table", "put", table, key, value])?;
+        v["index"]
+            .as_u64()
+            .with_context(|| format!("no index in {v}"))
+    }
+
+    /// This node's copy of a consensus row.
+    pub fn get_row(&self, table: &str, key: &str) -> Result<Option<String>> {
+        let v = self.ctl(&["cluster", "debug-table", "get", table, key])?;
+        Ok(v["value"].as_str().map(str::to_owned))
+    }
+
+    /// Polls `check` every 100 ms until it returns true; fails after
+    /// `within` with the last error or `what`.
+    pub fn wait_until(
+        &self,
+        what: &str,
+        within: Duration,
+        mut check: impl FnMut(&Self) -> Result<bool>,
+    ) -> Result<Duration> {
+        let start = Instant::now();
+        loop {
+            let seen = check(self);
+            if matches!(seen, Ok(true)) {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > within {
+                bail!(
+                    "{}: timed out waiting for {what} (last: {seen:?}); log:\n{}",
+                    self.spec.name,
+                    tail(&self.log(), 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+impl Node {
+    /// Every key of this node's copy of a consensus table.
+    pub fn row_keys(&self, table: &str) -> Result<Vec<String>> {
+        let v = self.ctl(&["cluster", "debug-table", "keys", table])?;
+        Ok(v["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .collect())
+    }
+}

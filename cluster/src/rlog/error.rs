@@ -8,6 +8,9 @@ pub enum RlogError {
     /// The options are inconsistent.
     #[error("invalid rlog option: {0}")]
     InvalidOption(String),
+    /// `cluster.core_nodes` contradicts the running group's voters.
+    #[error("{0}")]
+    Contradiction(String),
     /// The table is not registered, or not in the shard named.
     #[error("unknown table {0:?}")]
     UnknownTable(String),

@@ -13,11 +13,17 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+mod placement;
+mod status;
+
+use placement::{core_counts, Balance};
+
 use super::feed::{ops_to_pb, Feed, Follow, Step};
+use super::group::{self, Changes, T_JOIN_GROUP, T_PROBE, T_PROBE_REPLY};
 use super::lock::LockTable;
 use super::raft::{node_id, RaftShards};
 use super::store::{Op, ShardKind, Store};
-use super::{OwnerStatus, RlogError, RlogOptions, RlogStatus, Role, ShardStatus};
+use super::{RlogError, RlogOptions, Role};
 use crate::handle::ClusterHandle;
 use crate::node::NodeEvent;
 use crate::options::NodeName;
@@ -92,30 +98,6 @@ struct Following {
     behind_since: Option<Instant>,
 }
 
-/// How long an imbalance of a replicant's shards across cores must last
-/// before a shard moves, and the least time between two moves.
-const REBALANCE_HOLD: Duration = Duration::from_secs(1);
-
-/// The rebalancing state of a replicant.
-#[derive(Debug, Default)]
-struct Balance {
-    imbalanced_since: Option<Instant>,
-    last_move: Option<Instant>,
-}
-
-/// Per live core, the consensus shards this replicant follows on it.
-fn core_counts(follows: &HashMap<Scope, Following>, live: &[NodeName]) -> HashMap<NodeName, usize> {
-    let mut counts: HashMap<NodeName, usize> = live.iter().map(|c| (c.clone(), 0)).collect();
-    for (scope, f) in follows {
-        if let (Scope::Shard(_), Some(c)) = (scope, &f.follow.server) {
-            if let Some(n) = counts.get_mut(c) {
-                *n += 1;
-            }
-        }
-    }
-    counts
-}
-
 /// The state of the replicated tables on this node.
 pub(crate) struct Shared {
     pub(crate) handle: ClusterHandle,
@@ -128,8 +110,10 @@ pub(crate) struct Shared {
     lag: Mutex<LagSamples>,
     locks: Mutex<LockTable>,
     balance: Mutex<Balance>,
-    pub(crate) rafts: Option<RaftShards>,
-    stop: CancellationToken,
+    pub(crate) rafts: Option<Arc<RaftShards>>,
+    /// The leader side of group membership changes.
+    pub(crate) changes: Arc<Changes>,
+    pub(crate) stop: CancellationToken,
 }
 
 impl std::fmt::Debug for Shared {
@@ -183,6 +167,7 @@ impl Shared {
             locks: Mutex::new(LockTable::default()),
             balance: Mutex::new(Balance::default()),
             rafts,
+            changes: Arc::new(Changes::default()),
             stop: CancellationToken::new(),
         });
         let events = handle.subscribe();
@@ -190,6 +175,11 @@ impl Shared {
         tokio::spawn(dispatch(shared.clone(), rx));
         tokio::spawn(pump(shared.clone()));
         tokio::spawn(ticker(shared.clone(), events));
+        if let Err(e) = group::check_at_start(&shared, shared.opts.write_timeout).await {
+            shared.shutdown().await;
+            return Err(e);
+        }
+        tokio::spawn(group::run(shared.clone()));
         info!(node = %shared.me, role = ?shared.opts.role, "rlog started");
         Ok(shared)
     }
@@ -200,6 +190,20 @@ impl Shared {
         if let Some(r) = &self.rafts {
             r.shutdown(&self.handle).await;
         }
+    }
+
+    /// The cores: the voters of the first consensus group this core holds,
+    /// else `cluster.core_nodes`.
+    pub(crate) fn cores(&self) -> Vec<NodeName> {
+        self.rafts
+            .as_ref()
+            .and_then(|r| {
+                r.shards()
+                    .first()
+                    .map(|s| r.view(s).voters)
+                    .filter(|v| !v.is_empty())
+            })
+            .unwrap_or_else(|| self.opts.core_nodes.clone())
     }
 
     fn shard_kind(&self, shard: &str) -> Option<ShardKind> {
@@ -328,102 +332,6 @@ impl Shared {
         }
     }
 
-    pub(crate) fn status(&self) -> RlogStatus {
-        // One lock at a time: the lock order elsewhere is served → store
-        // and follows → store.
-        let follows: Vec<(Scope, Follow)> = self
-            .follows
-            .lock()
-            .iter()
-            .map(|(s, f)| (s.clone(), f.follow.clone()))
-            .collect();
-        let follows: HashMap<Scope, Follow> = follows.into_iter().collect();
-        let (owned_head, heads, subscribers) = {
-            let served = self.tables.served.lock();
-            let heads: HashMap<String, u64> =
-                served.iter().map(|(n, f)| (n.clone(), f.head())).collect();
-            let mut subs: Vec<(String, NodeName, u64)> = served
-                .iter()
-                .flat_map(|(name, feed)| {
-                    feed.subscribers()
-                        .into_iter()
-                        .map(move |(n, p)| (name.clone(), n, p))
-                })
-                .collect();
-            subs.sort();
-            (heads.get(OWNED_FEED).copied().unwrap_or(0), heads, subs)
-        };
-        let store = self.tables.store.read();
-        let rows = |shard: &str| -> usize {
-            self.opts
-                .shards
-                .iter()
-                .filter(|s| s.name == shard)
-                .flat_map(|s| s.tables.iter())
-                .map(|t| store.count(t))
-                .sum()
-        };
-        let mut shards = Vec::new();
-        for s in &self.opts.shards {
-            let mut st = ShardStatus {
-                shard: s.name.clone(),
-                kind: s.kind,
-                following: None,
-                leader: None,
-                position: 0,
-                head: 0,
-                lag: 0,
-                copies: 0,
-                rows: rows(&s.name),
-            };
-            match (s.kind, self.opts.role) {
-                (ShardKind::Owned, _) => {
-                    st.position = owned_head;
-                    st.head = st.position;
-                }
-                (ShardKind::Consensus, Role::Core) => {
-                    st.position = heads.get(&shard_feed(&s.name)).copied().unwrap_or(0);
-                    st.head = st.position;
-                    st.leader = self.rafts.as_ref().and_then(|r| r.leader(&s.name));
-                }
-                (ShardKind::Consensus, Role::Replicant) => {
-                    if let Some(f) = follows.get(&Scope::Shard(s.name.clone())) {
-                        st.following = f.server.clone();
-                        st.position = f.pos;
-                        st.head = f.head.max(f.pos);
-                        st.lag = f.lag();
-                        st.copies = f.copies;
-                    }
-                }
-            }
-            shards.push(st);
-        }
-        let mut owners: Vec<OwnerStatus> = follows
-            .iter()
-            .filter_map(|(scope, f)| match scope {
-                Scope::Owner(o) => Some(OwnerStatus {
-                    owner: o.clone(),
-                    epoch: f.epoch,
-                    position: f.pos,
-                    lag: f.lag(),
-                    copies: f.copies,
-                    live: f.live,
-                }),
-                Scope::Shard(_) => None,
-            })
-            .collect();
-        owners.sort_by(|a, b| a.owner.cmp(&b.owner));
-        RlogStatus {
-            node: self.me.clone(),
-            role: self.opts.role,
-            incarnation: self.incarnation,
-            shards,
-            owners,
-            subscribers,
-            lag_p99_ms: self.lag.lock().p99(),
-        }
-    }
-
     /// Starts (or restarts) following `scope` on `server`.
     fn subscribe(&self, scope: Scope, server: NodeName) {
         let feed = match &scope {
@@ -526,121 +434,10 @@ impl Shared {
         }
     }
 
-    /// The consensus shards, in the order of the options.
-    fn consensus_shards(&self) -> Vec<String> {
-        self.opts
-            .shards
-            .iter()
-            .filter(|s| s.kind == ShardKind::Consensus)
-            .map(|s| s.name.clone())
-            .collect()
-    }
-
-    /// The cores of `cluster.core_nodes` with a live link, in that order.
-    fn live_cores(&self, connected: &[NodeName]) -> Vec<NodeName> {
-        self.opts
-            .core_nodes
-            .iter()
-            .filter(|c| connected.contains(c))
-            .cloned()
-            .collect()
-    }
-
-    /// The core for the `i`th consensus shard: the live core (other than
-    /// `not`) this replicant follows the fewest shards on; ties go to the
-    /// shard's preferred order, the cores rotated by `i` plus a hash of the
-    /// replicant's name, so one replicant's shards spread over every core
-    /// and two replicants start their rotations at different cores.
-    fn place(
-        &self,
-        i: usize,
-        live: &[NodeName],
-        counts: &HashMap<NodeName, usize>,
-        not: Option<&NodeName>,
-    ) -> Option<NodeName> {
-        live.iter()
-            .filter(|c| Some(*c) != not)
-            .min_by_key(|c| (counts.get(*c).copied().unwrap_or(0), self.rank(i, c)))
-            .cloned()
-    }
-
-    /// Where `core` comes in the `i`th consensus shard's preferred order.
-    fn rank(&self, i: usize, core: &NodeName) -> usize {
-        let cores = &self.opts.core_nodes;
-        let n = cores.len().max(1);
-        let start = (i + (node_id(&self.me) % n as u64) as usize) % n;
-        let at = cores.iter().position(|x| x == core).unwrap_or(0);
-        (at + n - start) % n
-    }
-
-    /// Moves one shard from the live core this replicant follows the most
-    /// shards on to the one it follows the fewest on, when they differ by
-    /// more than one (a core came back or joined) for `REBALANCE_HOLD`,
-    /// and at most once per `REBALANCE_HOLD`. Only shards that are flowing
-    /// move, and a move resumes from the replicant's position.
-    fn rebalance(&self, connected: &[NodeName]) {
-        if self.opts.role != Role::Replicant {
-            return;
-        }
-        let live = self.live_cores(connected);
-        let shards = self.consensus_shards();
-        let chosen = {
-            let follows = self.follows.lock();
-            let settled = shards.iter().all(|s| {
-                follows.get(&Scope::Shard(s.clone())).is_some_and(|f| {
-                    f.follow.live && f.follow.server.as_ref().is_some_and(|c| live.contains(c))
-                })
-            });
-            let counts = core_counts(&follows, &live);
-            let most = live
-                .iter()
-                .max_by_key(|c| counts.get(*c).copied().unwrap_or(0));
-            let fewest = live
-                .iter()
-                .min_by_key(|c| counts.get(*c).copied().unwrap_or(0));
-            let mut balance = self.balance.lock();
-            let (Some(most), Some(fewest), true) = (most, fewest, settled) else {
-                balance.imbalanced_since = None;
-                return;
-            };
-            let (hi, lo) = (counts[most], counts.get(fewest).copied().unwrap_or(0));
-            if hi <= lo + 1 {
-                balance.imbalanced_since = None;
-                return;
-            }
-            let since = *balance.imbalanced_since.get_or_insert_with(Instant::now);
-            if since.elapsed() < REBALANCE_HOLD
-                || balance
-                    .last_move
-                    .is_some_and(|t| t.elapsed() < REBALANCE_HOLD)
-            {
-                return;
-            }
-            // The shard on the busiest core that prefers the emptiest most.
-            let pick = shards
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| {
-                    follows
-                        .get(&Scope::Shard((*s).clone()))
-                        .and_then(|f| f.follow.server.as_ref())
-                        == Some(most)
-                })
-                .min_by_key(|(i, _)| self.rank(*i, fewest))
-                .map(|(_, s)| s.clone());
-            balance.last_move = Some(Instant::now());
-            balance.imbalanced_since = None;
-            pick.map(|s| (s, fewest.clone(), most.clone()))
-        };
-        if let Some((shard, to, from)) = chosen {
-            info!(%shard, %from, %to, "rlog replicant rebalancing a shard");
-            self.subscribe(Scope::Shard(shard), to);
-        }
-    }
-
     fn tick(&self) {
         if let Some(rafts) = &self.rafts {
             rafts.check_leaders(&self.handle, None);
+            group::reconcile(self);
         }
         let connected = self.handle.connected();
         self.expire_owners();
@@ -698,40 +495,6 @@ impl Shared {
         }
         self.switch_lagging(&connected);
         self.rebalance(&connected);
-    }
-
-    /// Moves a replicant off a core that keeps it far behind that core's own
-    /// head (the core is too slow to serve it).
-    fn switch_lagging(&self, connected: &[NodeName]) {
-        if self.opts.role != Role::Replicant {
-            return;
-        }
-        let live = self.live_cores(connected);
-        let mut moves = Vec::new();
-        {
-            let mut follows = self.follows.lock();
-            let counts = core_counts(&follows, &live);
-            for (i, s) in self.consensus_shards().iter().enumerate() {
-                let Some(f) = follows.get_mut(&Scope::Shard(s.clone())) else {
-                    continue;
-                };
-                if f.follow.lag() > self.opts.lag_switch_entries {
-                    let since = *f.behind_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > self.opts.lag_switch_after {
-                        let current = f.follow.server.clone();
-                        if let Some(other) = self.place(i, &live, &counts, current.as_ref()) {
-                            moves.push((Scope::Shard(s.clone()), other));
-                        }
-                    }
-                } else {
-                    f.behind_since = None;
-                }
-            }
-        }
-        for (scope, core) in moves {
-            info!(?scope, %core, "rlog replicant lagging, moving to another core");
-            self.subscribe(scope, core);
-        }
     }
 
     fn on_event(&self, event: NodeEvent) {
@@ -811,6 +574,21 @@ async fn dispatch(shared: Arc<Shared>, mut rx: mpsc::Receiver<RemoteMessage>) {
                     };
                     reply.reply(result);
                 });
+            }
+            T_PROBE => {
+                if let Some(reply) = msg.reply {
+                    let answer = group::probe_reply(&shared);
+                    reply.reply(Ok(Payload::encode(T_PROBE_REPLY, &answer)));
+                }
+            }
+            T_JOIN_GROUP => {
+                let Some(reply) = msg.reply else { continue };
+                let answer = msg
+                    .payload
+                    .decode::<pb::JoinGroup>(T_JOIN_GROUP)
+                    .map_err(|e| e.to_string())
+                    .and_then(|req| group::on_join_group(&shared, &req));
+                reply.reply(answer.map(|()| Payload::new(T_JOIN_GROUP, Vec::new())));
             }
             other => debug!(type_name = other, "rlog: unknown message"),
         }

@@ -1,6 +1,6 @@
-//! Consensus shards: one openraft group per shard, voters = the cores, its
-//! RPCs carried as payloads over the distribution links to
-//! `girder.rlog.raft.<shard>`.
+//! Consensus shards: one openraft group per shard, voters = the cores (how
+//! they come to be in it: `group.rs`), its RPCs carried as payloads over the
+//! distribution links to `girder.rlog.raft.<shard>`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -28,9 +28,9 @@ use tracing::info;
 
 use super::feed::ops_to_pb;
 use super::node::{Tables, RLOG, T_WRITE, T_WRITE_REPLY};
-use super::storage::{open_db, LogStore, StateMachine};
+use super::storage::{clear_shard, open_db, LogStore, StateMachine};
 use super::store::{Op, ShardKind};
-use super::{RlogError, RlogOptions};
+use super::{Bootstrap, RlogError, RlogOptions};
 use crate::handle::ClusterHandle;
 use crate::options::NodeName;
 use crate::process::{Payload, RemoteMessage};
@@ -107,20 +107,43 @@ const T_APPEND: &str = "girder.rlog.raft.Append";
 const T_VOTE: &str = "girder.rlog.raft.Vote";
 const T_SNAPSHOT: &str = "girder.rlog.raft.Snapshot";
 
+/// A consensus group as one core knows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GroupView {
+    /// Voters (empty: this core holds no group for the shard).
+    pub(crate) voters: Vec<NodeName>,
+    /// Learners.
+    pub(crate) learners: Vec<NodeName>,
+    /// The leader, if known.
+    pub(crate) leader: Option<NodeName>,
+    /// This core leads the group.
+    pub(crate) leading: bool,
+    /// The Raft term.
+    pub(crate) term: u64,
+    /// The last log index applied here.
+    pub(crate) applied: u64,
+}
+
 /// The consensus shards of a core.
 pub(crate) struct RaftShards {
-    rafts: HashMap<String, Raft<TypeConfig>>,
+    /// Replaced only when a core leaves a group it started alone
+    /// ([`RaftShards::reset`]).
+    rafts: parking_lot::RwLock<HashMap<String, Raft<TypeConfig>>>,
     queues: HashMap<String, mpsc::UnboundedSender<Pending>>,
-    /// The voters (`cluster.core_nodes`).
-    voters: Vec<NodeName>,
     heartbeat: Duration,
     watch: parking_lot::Mutex<HashMap<String, Watch>>,
+    /// What a reset needs to build a shard's Raft again.
+    db: Arc<redb::Database>,
+    config: Arc<Config>,
+    opts: RlogOptions,
+    tables: Arc<Tables>,
+    handle: ClusterHandle,
 }
 
 impl fmt::Debug for RaftShards {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RaftShards")
-            .field("shards", &self.rafts.len())
+            .field("shards", &self.rafts.read().len())
             .finish()
     }
 }
@@ -130,7 +153,7 @@ impl RaftShards {
         handle: &ClusterHandle,
         opts: &RlogOptions,
         tables: &Arc<Tables>,
-    ) -> Result<Self, RlogError> {
+    ) -> Result<Arc<Self>, RlogError> {
         let db = open_db(opts.data_dir.as_deref())?;
         let hb = opts.raft_heartbeat.as_millis().max(10) as u64;
         let config = Arc::new(
@@ -148,57 +171,140 @@ impl RaftShards {
             .map_err(|e| RlogError::InvalidOption(e.to_string()))?,
         );
         let me = handle.node().clone();
-        let members: BTreeMap<u64, BasicNode> = opts
-            .core_nodes
-            .iter()
-            .map(|n| (node_id(n), BasicNode::new(n.as_str())))
-            .collect();
-        let mut rafts = HashMap::new();
-        let mut queues = HashMap::new();
+        let mut shards = Self {
+            rafts: parking_lot::RwLock::new(HashMap::new()),
+            queues: HashMap::new(),
+            heartbeat: Duration::from_millis(hb),
+            watch: parking_lot::Mutex::new(HashMap::new()),
+            db,
+            config,
+            opts: opts.clone(),
+            tables: tables.clone(),
+            handle: handle.clone(),
+        };
+        let mut receivers = Vec::new();
         for spec in opts
             .shards
             .iter()
             .filter(|s| s.kind == ShardKind::Consensus)
         {
             let shard = spec.name.clone();
-            let log = LogStore::new(db.clone(), &shard)?;
-            let sm = StateMachine::open(db.clone(), &shard, tables.clone(), opts)?;
-            let fresh = log.is_fresh()?;
-            let net = Net {
-                handle: handle.clone(),
-                shard: shard.clone(),
-            };
-            let raft = Raft::new(node_id(&me), config.clone(), net, log, sm)
-                .await
-                .map_err(|e| RlogError::Storage(e.to_string()))?;
-            if fresh && members.contains_key(&node_id(&me)) {
-                // Every core initializes with the same voter set; openraft
-                // accepts that, and refuses it on a core that has state.
-                if let Err(e) = raft.initialize(members.clone()).await {
+            let (raft, fresh) = shards.open(&shard).await?;
+            if fresh && opts.bootstrap == Bootstrap::Alone {
+                // Manual discovery: the first core starts the group alone.
+                let alone = BTreeMap::from([(node_id(&me), BasicNode::new(me.as_str()))]);
+                if let Err(e) = raft.initialize(alone).await {
                     info!(%shard, cause = %e, "raft initialize skipped");
                 }
             }
-            let (tx, rx) = mpsc::unbounded_channel();
-            handle.register(&raft_name(&shard), tx)?;
-            tokio::spawn(serve(raft.clone(), rx));
             let (qtx, qrx) = mpsc::unbounded_channel();
+            shards.rafts.get_mut().insert(shard.clone(), raft);
+            shards.queues.insert(shard.clone(), qtx);
+            receivers.push((shard, qrx));
+        }
+        let shards = Arc::new(shards);
+        for (shard, qrx) in receivers {
             tokio::spawn(batcher(
-                raft.clone(),
+                Arc::downgrade(&shards),
                 handle.clone(),
-                shard.clone(),
+                shard,
                 opts.write_timeout,
                 qrx,
             ));
-            queues.insert(shard.clone(), qtx);
-            rafts.insert(shard, raft);
         }
-        Ok(Self {
-            rafts,
-            queues,
-            voters: opts.core_nodes.clone(),
-            heartbeat: Duration::from_millis(hb),
-            watch: parking_lot::Mutex::new(HashMap::new()),
-        })
+        Ok(shards)
+    }
+
+    /// Opens a shard's store and starts its Raft; registers its process.
+    /// Returns whether the shard had no Raft state.
+    async fn open(&self, shard: &str) -> Result<(Raft<TypeConfig>, bool), RlogError> {
+        let me = self.handle.node().clone();
+        let log = LogStore::new(self.db.clone(), shard)?;
+        let sm = StateMachine::open(self.db.clone(), shard, self.tables.clone(), &self.opts)?;
+        let fresh = log.is_fresh()?;
+        let net = Net {
+            handle: self.handle.clone(),
+            shard: shard.to_owned(),
+        };
+        let raft = Raft::new(node_id(&me), self.config.clone(), net, log, sm)
+            .await
+            .map_err(|e| RlogError::Storage(e.to_string()))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.handle.register(&raft_name(shard), tx)?;
+        tokio::spawn(serve(raft.clone(), rx));
+        Ok((raft, fresh))
+    }
+
+    /// The shard's Raft.
+    pub(crate) fn raft(&self, shard: &str) -> Option<Raft<TypeConfig>> {
+        self.rafts.read().get(shard).cloned()
+    }
+
+    /// The consensus shards' names.
+    pub(crate) fn shards(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.rafts.read().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// A shard's group as this core knows it.
+    pub(crate) fn view(&self, shard: &str) -> GroupView {
+        let Some(raft) = self.raft(shard) else {
+            return GroupView::default();
+        };
+        let m = raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let name = |id: u64| {
+            membership
+                .get_node(&id)
+                .and_then(|n| NodeName::parse(&n.addr).ok())
+        };
+        let mut voters: Vec<NodeName> = membership.voter_ids().filter_map(name).collect();
+        let mut learners: Vec<NodeName> = membership.learner_ids().filter_map(name).collect();
+        voters.sort();
+        learners.sort();
+        GroupView {
+            voters,
+            learners,
+            leader: m.current_leader.and_then(name),
+            leading: m.state == ServerState::Leader,
+            term: m.current_term,
+            applied: m.last_applied.map_or(0, |l| l.index),
+        }
+    }
+
+    /// Starts a shard's group with these voters (a fresh core only:
+    /// openraft refuses it on a core with state).
+    pub(crate) async fn initialize(&self, shard: &str, voters: &[NodeName]) -> Result<(), String> {
+        let raft = self.raft(shard).ok_or("no such shard")?;
+        let members: BTreeMap<u64, BasicNode> = voters
+            .iter()
+            .map(|n| (node_id(n), BasicNode::new(n.as_str())))
+            .collect();
+        raft.initialize(members).await.map_err(|e| e.to_string())
+    }
+
+    /// Whether the shard has no Raft state on this core.
+    pub(crate) fn is_fresh(&self, shard: &str) -> bool {
+        LogStore::new(self.db.clone(), shard)
+            .and_then(|l| l.is_fresh())
+            .unwrap_or(false)
+    }
+
+    /// Leaves a group this core started alone: stops the shard's Raft,
+    /// deletes its Raft state and rows, and starts it again fresh.
+    pub(crate) async fn reset(&self, shard: &str) -> Result<(), RlogError> {
+        let Some(raft) = self.raft(shard) else {
+            return Err(RlogError::UnknownShard(shard.to_owned()));
+        };
+        self.handle.unregister(&raft_name(shard));
+        let _ = raft.shutdown().await;
+        clear_shard(&self.db, shard)?;
+        self.tables.store.write().clear_shard(shard);
+        let (raft, _) = self.open(shard).await?;
+        self.rafts.write().insert(shard.to_owned(), raft);
+        info!(%shard, "rlog: left the consensus group this core started alone");
+        Ok(())
     }
 
     /// Starts elections when a shard's leader is unreachable, rather than
@@ -220,16 +326,24 @@ impl RaftShards {
     pub(crate) fn check_leaders(&self, handle: &ClusterHandle, down: Option<&NodeName>) {
         let connected = handle.connected();
         let me = handle.node();
-        let reachable = self
-            .voters
-            .iter()
-            .filter(|v| *v == me || connected.contains(v))
-            .count();
-        let electable = reachable * 2 > self.voters.len();
         let now = Instant::now();
         let mut watch = self.watch.lock();
-        for (shard, raft) in &self.rafts {
+        let rafts = self.rafts.read().clone();
+        for (shard, raft) in &rafts {
             let m = raft.metrics().borrow().clone();
+            // A majority of the group's voters as this core knows them.
+            let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+            let reachable = voters
+                .iter()
+                .filter(|v| {
+                    m.membership_config
+                        .membership()
+                        .get_node(v)
+                        .and_then(|n| NodeName::parse(&n.addr).ok())
+                        .is_some_and(|n| n == *me || connected.contains(&n))
+                })
+                .count();
+            let electable = reachable * 2 > voters.len();
             let leader = m.current_leader.and_then(|l| {
                 m.membership_config
                     .nodes()
@@ -275,23 +389,11 @@ impl RaftShards {
     }
 
     pub(crate) async fn shutdown(&self, handle: &ClusterHandle) {
-        for (shard, raft) in &self.rafts {
+        let rafts = self.rafts.read().clone();
+        for (shard, raft) in &rafts {
             handle.unregister(&raft_name(shard));
             let _ = raft.shutdown().await;
         }
-    }
-
-    /// The leader of a shard as this core knows it.
-    pub(crate) fn leader(&self, shard: &str) -> Option<NodeName> {
-        let raft = self.rafts.get(shard)?;
-        let m = raft.metrics().borrow().clone();
-        let leader = m.current_leader?;
-        let name = m
-            .membership_config
-            .nodes()
-            .find(|(id, _)| **id == leader)
-            .and_then(|(_, n)| NodeName::parse(&n.addr).ok());
-        name
     }
 
     /// Commits `ops` through the leader. Writes that arrive while a batch
@@ -352,7 +454,7 @@ const MAX_PAYLOAD_ENTRIES: u64 = 8;
 
 /// Takes queued writes in batches and commits each batch as one entry.
 async fn batcher(
-    raft: Raft<TypeConfig>,
+    shards: std::sync::Weak<RaftShards>,
     handle: ClusterHandle,
     shard: String,
     timeout: Duration,
@@ -371,7 +473,12 @@ async fn batcher(
             }
         }
         let ops: Vec<pb::Op> = batch.iter().flat_map(|p| p.ops.iter().cloned()).collect();
-        let result = commit(&raft, &handle, &shard, ops, timeout).await;
+        // The shard's Raft of the moment (a reset replaces it).
+        let raft = shards.upgrade().and_then(|s| s.raft(&shard));
+        let result = match raft {
+            Some(raft) => commit(&raft, &handle, &shard, ops, timeout).await,
+            None => Err("shut down".to_owned()),
+        };
         for p in batch {
             let _ = p.tx.send(result.clone());
         }

@@ -61,6 +61,24 @@ pub(crate) fn open_db(dir: Option<&Path>) -> Result<Arc<Database>, RlogError> {
     Ok(Arc::new(db))
 }
 
+/// Deletes a shard's Raft state: its log entries, vote, committed id,
+/// purged id and snapshot (the core then holds no group for it).
+pub(crate) fn clear_shard(db: &Database, shard: &str) -> Result<(), RlogError> {
+    let fail = |e: &dyn std::fmt::Display| RlogError::Storage(e.to_string());
+    let tx = db.begin_write().map_err(|e| fail(&e))?;
+    {
+        let mut log = tx.open_table(LOG).map_err(|e| fail(&e))?;
+        log.retain_in((shard, 0)..=(shard, u64::MAX), |_, _| false)
+            .map_err(|e| fail(&e))?;
+        let mut meta = tx.open_table(META).map_err(|e| fail(&e))?;
+        for what in ["vote", "committed", "purged", "snapshot"] {
+            meta.remove(format!("{shard}/{what}").as_str())
+                .map_err(|e| fail(&e))?;
+        }
+    }
+    tx.commit().map_err(|e| fail(&e))
+}
+
 fn get_meta<T: for<'de> serde::Deserialize<'de>>(
     db: &Database,
     key: &str,
