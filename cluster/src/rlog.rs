@@ -41,6 +41,7 @@
 //!                  (owned streams, grace cleanup, replicant core choice)
 //! rlog/raft.rs     openraft type config, the network over dist links, writes
 //! rlog/storage.rs  Raft log and state machine on redb (durable on cores)
+//!                  (+ storage_test.rs: openraft's storage suite on it)
 //! rlog/lock.rs     the lease lock on a majority of cores (LockTable is pure)
 //! rlog/error.rs    RlogError
 //! ```
