@@ -7,7 +7,7 @@
 #   scripts/rlog-soak.sh [SEEDS] [FIRST_SEED] [HISTORY_RUNS]
 #   scripts/rlog-soak.sh 300          # seeds 1..300, 3 history runs
 #
-# Two schedules run at a time (nextest's ci profile); on a 2-core machine a
+# Two seeds run side by side; on a 2-core machine a
 # seed takes about 15 s, so 300 seeds take about 40 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,13 +21,13 @@ SOAK_DIR="${SOAK_DIR:-$(mktemp -d /tmp/rlog-soak.XXXXXX)}"
 mkdir -p "$SOAK_DIR"
 
 cargo build --locked -q -p girder-cluster --example rlog_node
-cargo nextest run --locked -q -p girder-tests --test rlog_schedule --test rlog_history \
+cargo nextest run --locked --cargo-quiet -p girder-tests --test rlog_schedule --test rlog_history \
     --no-run
 
 failed=()
 run_seed() {
     local seed="$1" log="$SOAK_DIR/seed-$1.log"
-    if RLOG_SEED="$seed" cargo nextest run --locked -q -p girder-tests \
+    if RLOG_SEED="$seed" cargo nextest run --locked --cargo-quiet -p girder-tests \
         --test rlog_schedule --no-capture -E 'test(t70_)' >"$log" 2>&1; then
         rm -f "$log"
         echo "seed $seed ok"
@@ -58,7 +58,7 @@ done
 for i in $(seq 1 "$history_runs"); do
     hseed=$((first + i))
     log="$SOAK_DIR/history-$hseed.log"
-    if RLOG_HISTORY_SEED="$hseed" cargo nextest run --locked -q -p girder-tests \
+    if RLOG_HISTORY_SEED="$hseed" cargo nextest run --locked --cargo-quiet -p girder-tests \
         --test rlog_history --no-capture -E 'test(t10_)' >"$log" 2>&1; then
         grep -E "operations in" "$log" || true
         rm -f "$log"

@@ -87,6 +87,11 @@ struct Cli {
     /// Extra consensus shards `s1`..`sN`, with one table each (`t1`..`tN`).
     #[arg(long, default_value_t = 0)]
     extra_shards: usize,
+    /// Heartbeats (300 ms apart) missed before a silent peer is declared
+    /// down; generous by default, so a loaded machine does not make tests
+    /// see nodes go down (a killed or cut peer closes its link at once).
+    #[arg(long, default_value_t = 10)]
+    heartbeat_misses: u32,
     /// A planted bug (tests of the history checker only): acknowledge
     /// `put` and `cas` before they are committed.
     #[arg(long)]
@@ -111,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
     let mut o = ClusterOptions::new(&cli.name, &cli.cookie, "girder")?;
     o.dist_bind = cli.dist;
     o.heartbeat_interval = Duration::from_millis(300);
-    o.heartbeat_misses = 5;
+    o.heartbeat_misses = cli.heartbeat_misses;
     o.discovery_interval = Duration::from_millis(300);
     o.backoff.max = Duration::from_millis(300);
     o.fault_injection = true;

@@ -168,7 +168,7 @@ impl RlogCluster {
         };
         eprintln!("rlog cluster dir: {}", c.dir.path().display());
         for i in 0..c.specs.len() {
-            let n = c.spawn(i)?;
+            let n = c.spawn_retrying(i)?;
             c.nodes.push(Some(n));
         }
         c.wait_linked(Duration::from_secs(20))?;
@@ -281,24 +281,32 @@ impl RlogCluster {
     /// on another free port (it dials the others, so they find it).
     pub fn restart(&mut self, i: usize) -> Result<()> {
         self.nodes[i] = None;
+        let n = self.spawn_retrying(i)?;
+        self.nodes[i] = Some(n);
+        Ok(())
+    }
+
+    /// Spawns node `i` on its port; if it does not start (another process
+    /// took the port, which `free_port` cannot prevent) on another free port.
+    /// The nodes that were told the old port are found all the same: the
+    /// node dials them, and Raft voters are names, not addresses.
+    fn spawn_retrying(&mut self, i: usize) -> Result<RlogNode> {
         let mut tries = 0;
-        let n = loop {
+        loop {
             match self.spawn(i) {
-                Ok(n) => break n,
+                Ok(n) => return Ok(n),
                 Err(e) if tries < 3 => {
                     tries += 1;
                     let port = free_port();
                     eprintln!(
-                        "{} did not restart on port {} ({e:#}); trying port {port}",
+                        "{} did not start on port {} ({e:#}); trying port {port}",
                         self.specs[i].name, self.specs[i].port
                     );
                     self.specs[i].port = port;
                 }
                 Err(e) => return Err(e),
             }
-        };
-        self.nodes[i] = Some(n);
-        Ok(())
+        }
     }
 
     /// Cuts node `i` off from every other node (both directions refused),

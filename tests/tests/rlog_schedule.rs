@@ -136,12 +136,12 @@ impl Run {
         Ok(())
     }
 
-    /// Waits until node `i` has applied every acknowledged write. The next
-    /// fault then finds the cores with equal logs: two surviving cores of
-    /// which one has a shorter log have been seen to fail to elect a leader
-    /// for over 5 s (the one that cannot win keeps starting elections), and
-    /// a write refused on an isolated leader meanwhile commits after the
-    /// heal.
+    /// Waits until node `i` has applied every acknowledged write. Faults
+    /// then find the cores with equal logs: two surviving cores of which one
+    /// has a shorter log have been seen to elect no leader for over 5 s (the
+    /// one that cannot win keeps starting elections; see REPLICATION.md), so
+    /// writes on the majority side failed, and a write refused on an
+    /// isolated leader was committed after the heal.
     fn caught_up(&mut self, i: usize) -> Result<()> {
         let want = self.last_index;
         self.c.node(i)?.wait_for("pos", SECS, |a| {
@@ -166,6 +166,11 @@ impl Run {
     fn episode(&mut self, fault: Fault) -> Result<()> {
         let all: Vec<usize> = (0..5).collect();
         self.some_writes(&all)?;
+        // Every core holds every acknowledged write when the fault comes
+        // (see `caught_up`).
+        for i in 0..3 {
+            self.caught_up(i)?;
+        }
         match fault {
             Fault::Kill { leader } => {
                 let i = if leader {
