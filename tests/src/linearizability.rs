@@ -82,14 +82,18 @@ struct Event {
 /// Checks `history` from the initial value `init` (`None`: absent), with at
 /// most `budget` search steps.
 ///
-/// Reads with an unknown outcome say nothing and are ignored; writes with
-/// an unknown outcome whose value no read returned are ignored too (placing
-/// them after everything else is always valid).
+/// Reads with an unknown outcome say nothing and are ignored; so are
+/// writes with an unknown outcome whose value no read returned and no
+/// compare-and-set expects (placing them after everything else is always
+/// valid, and they can help no other operation).
 pub fn check(history: &[Operation], init: Option<u32>, budget: u64) -> Verdict {
+    // Values a read returned or a compare-and-set expects: a write of one
+    // of them matters wherever it is placed.
     let observed: HashSet<u32> = history
         .iter()
         .filter_map(|o| match o.kind {
             Kind::Read(Some(v)) if o.ret.is_some() => Some(v),
+            Kind::Cas { old: Some(v), .. } => Some(v),
             _ => None,
         })
         .collect();
@@ -380,5 +384,84 @@ mod tests {
             op(2, 12, Kind::Read(Some(1))),
         ];
         assert_eq!(check(&h, None, 1), Verdict::GaveUp);
+    }
+
+    /// Every order of `ops` that respects real time, tried one by one.
+    fn brute_force(ops: &[Operation], init: Option<u32>) -> bool {
+        fn go(ops: &[Operation], done: &mut Vec<bool>, state: Option<u32>) -> bool {
+            if done.iter().all(|d| *d) {
+                return true;
+            }
+            for i in 0..ops.len() {
+                if done[i] {
+                    continue;
+                }
+                // `i` may go next only if no pending operation returned
+                // before `i` was invoked.
+                let blocked = (0..ops.len())
+                    .any(|j| !done[j] && j != i && ops[j].ret.is_some_and(|r| r < ops[i].call));
+                if blocked {
+                    continue;
+                }
+                if let Some(next) = step(state, &ops[i].kind) {
+                    done[i] = true;
+                    if go(ops, done, next) {
+                        return true;
+                    }
+                    done[i] = false;
+                }
+                // An operation with an unknown outcome may also never
+                // happen.
+                if ops[i].ret.is_none() {
+                    done[i] = true;
+                    if go(ops, done, state) {
+                        return true;
+                    }
+                    done[i] = false;
+                }
+            }
+            false
+        }
+        go(ops, &mut vec![false; ops.len()], init)
+    }
+
+    #[test]
+    fn the_search_agrees_with_trying_every_order() {
+        let mut seed = 0x1234_5678_u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let (mut yes, mut no) = (0, 0);
+        for _ in 0..20_000 {
+            let n = 1 + next(6) as usize;
+            let mut ops = Vec::new();
+            for _ in 0..n {
+                let call = next(20);
+                let ret = (next(8) != 0).then(|| call + 1 + next(10));
+                let v = |x: u64| (x != 0).then_some(x as u32);
+                let kind = match next(3) {
+                    0 => Kind::Put(1 + next(3) as u32),
+                    1 => Kind::Cas {
+                        old: v(next(4)),
+                        new: 1 + next(3) as u32,
+                    },
+                    _ => Kind::Read(v(next(4))),
+                };
+                ops.push(Operation { call, ret, kind });
+            }
+            let want = brute_force(&ops, None);
+            let got = check(&ops, None, 1_000_000);
+            assert_eq!(got == Verdict::Linearizable, want, "{ops:?}: {got:?}");
+            if want {
+                yes += 1;
+            } else {
+                no += 1;
+            }
+        }
+        // Both answers were exercised.
+        assert!(yes > 300 && no > 300, "{yes} linearizable, {no} not");
     }
 }
