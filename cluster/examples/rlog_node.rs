@@ -88,9 +88,8 @@ struct Cli {
     #[arg(long, default_value_t = 0)]
     extra_shards: usize,
     /// Heartbeats (300 ms apart) missed before a silent peer is declared
-    /// down; generous by default, so a loaded machine does not make tests
-    /// see nodes go down (a killed or cut peer closes its link at once).
-    #[arg(long, default_value_t = 10)]
+    /// down.
+    #[arg(long, default_value_t = 5)]
     heartbeat_misses: u32,
     /// A planted bug (tests of the history checker only): acknowledge
     /// `put` and `cas` before they are committed.
