@@ -178,7 +178,7 @@ fn client(id: usize, seed: u64, sh: Arc<Shared>) -> Vec<Rec> {
             req,
             res,
         });
-        std::thread::sleep(Duration::from_millis(rng.below(4) as u64));
+        std::thread::sleep(Duration::from_millis(2 + rng.below(8) as u64));
     }
     out
 }
@@ -192,11 +192,10 @@ struct Report {
     errored_then_seen: usize,
     /// Compare-and-sets whose value a read showed (they took effect).
     cas_seen: usize,
-    /// Reads explained by a write committed twice (writes are at least
-    /// once, see REPLICATION.md): a write sent again after an attempt timed
-    /// out or lost its answer is applied by both attempts, in either order.
-    /// So a read may show it before the index it was acknowledged at, or,
-    /// if it took over `RETRIED_AFTER_US`, after a later write.
+    /// Reads that show a write, while it ran, before the index it was
+    /// acknowledged at: a write sent again after an attempt timed out or
+    /// lost its answer is applied by both attempts (writes are at least
+    /// once, see REPLICATION.md). Linearizable, so counted, not failed.
     twice: Vec<String>,
     /// Violations by check.
     kinds: BTreeMap<&'static str, usize>,
@@ -234,11 +233,6 @@ fn written(r: &Rec) -> Option<&str> {
         _ => None,
     }
 }
-
-/// A write that took this long may have been sent again: a replicant
-/// moves to the next core after a third of `write_timeout` (1.67 s); a core
-/// retries a forward that failed, which under load takes 1 s and more.
-const RETRIED_AFTER_US: u64 = 1_000_000;
 
 /// The checks, as violations are counted.
 const LINEARIZABLE: &str = "linearizable";
@@ -334,9 +328,6 @@ fn check(history: &[Rec], replicant_samples: &[Sample]) -> Report {
         })
         .collect();
     for &(r, v, p) in &reads {
-        // The write whose value the read shows, when it took long enough
-        // to have been sent again (see `Report::twice`).
-        let mut slow_writer = None;
         let floor = match v {
             None => 0,
             Some(v) => match writer.get(v.as_str()) {
@@ -360,12 +351,7 @@ fn check(history: &[Rec], replicant_samples: &[Sample]) -> Report {
                         );
                         continue;
                     }
-                    Res::Index(i) => {
-                        if w.ret - w.call >= RETRIED_AFTER_US {
-                            slow_writer = Some(w);
-                        }
-                        i
-                    }
+                    Res::Index(i) => i,
                     // Its write's outcome was not known: so is its index.
                     _ => continue,
                 },
@@ -375,15 +361,12 @@ fn check(history: &[Rec], replicant_samples: &[Sample]) -> Report {
         // the value (a put in the same entry as the value's write is
         // ambiguous: both are at `floor`).
         if let Some((j, w)) = acked[r.key].iter().find(|(j, _)| *j > floor && *j <= p) {
-            let what =
-                format!("{r:?} at {p} misses {w:?} acknowledged at {j} (value from index {floor})");
-            match slow_writer {
-                // An earlier attempt of the value's write, still queued on a
-                // core when the answer came from the later one, can commit
-                // after other writes.
-                Some(sw) => rep.twice.push(format!("{what}; value's write {sw:?}")),
-                None => rep.violation(AT_INDEX, what),
-            }
+            // Also what a write committed twice looks like when its other
+            // attempt lands after later writes (a lost update): a violation.
+            rep.violation(
+                AT_INDEX,
+                format!("{r:?} at {p} misses {w:?} acknowledged at {j} (value from index {floor})"),
+            );
         }
     }
 
@@ -784,27 +767,6 @@ fn t30_the_check_accepts_a_valid_history_and_refuses_broken_ones() -> Result<()>
     let mut twice = good.clone();
     twice.push(rec(45, 48, 0, Req::RRead, val("b", 3)));
     let rep = check(&twice, &[]);
-    ensure!(rep.violations.is_empty() && rep.twice.len() == 1, "{rep:?}");
-    // A stale value whose write took over a second (it may have been sent
-    // twice, the other attempt committing later) is counted apart; from a
-    // quick write it is a violation (`stale` above).
-    let mut slow = good.clone();
-    slow[2].ret = 40 + RETRIED_AFTER_US;
-    slow[3] = rec(
-        40 + RETRIED_AFTER_US + 10,
-        40 + RETRIED_AFTER_US + 20,
-        0,
-        put("a2"),
-        Res::Index(5),
-    );
-    slow.push(rec(
-        40 + RETRIED_AFTER_US + 30,
-        40 + RETRIED_AFTER_US + 40,
-        0,
-        Req::RRead,
-        val("b", 6),
-    ));
-    let rep = check(&slow, &[]);
     ensure!(rep.violations.is_empty() && rep.twice.len() == 1, "{rep:?}");
     // A value whose write had no known outcome says nothing about what
     // came before it.
