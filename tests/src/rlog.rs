@@ -1,6 +1,7 @@
 //! A cluster of `rlog_node` processes (girder-cluster's example that runs
 //! the distribution layer and the replicated tables), driven by its line
-//! protocol. Each node is killed and reaped when dropped.
+//! protocol. Each node is killed and reaped when dropped. [`history`] holds
+//! the concurrent history test's records and checks.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::node::free_port;
+
+pub mod history;
 
 fn target_dir() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

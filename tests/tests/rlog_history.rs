@@ -8,8 +8,8 @@
 //! leader is killed with SIGKILL, isolated, cut one way, slowed down, two
 //! cores are killed at once (no quorum), and every node is restarted.
 //!
-//! Then the history is checked (`check`): per key, linearizability of the
-//! writes and `lget`s (WGL); every read at index P shows exactly the last
+//! Then the history is checked (`girder_tests::rlog::history::check`): per
+//! key, linearizability of the writes and `lget`s (WGL); every read at index P shows exactly the last
 //! write at or before P (acknowledged writes are present, in index order;
 //! except the known lost update of a write sent twice, see
 //! `Report::lost_updates`, which is printed, not failed);
@@ -22,56 +22,18 @@
 //! `RLOG_HISTORY_SEED=<n>` replays a seed's workload (faults are the same
 //! every run; timing is not reproducible).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use girder_tests::linearizability::{self as lin, Kind, Operation, Verdict};
+use girder_tests::rlog::history::{check, Rec, Req, Res, Sample, LINEARIZABLE, RETRIED_AFTER_US};
 use girder_tests::rlog::{shard_field, RlogClient, RlogCluster, Rng};
 
 const KEYS: usize = 3;
 const NODES: usize = 5;
 const CLIENTS: usize = 6;
-
-/// What a client asked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Req {
-    Put(String),
-    Cas(Option<String>, String),
-    LRead,
-    RRead,
-}
-
-/// What came back.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Res {
-    /// A write committed at this log index.
-    Index(u64),
-    /// A read: the value and the index it is as of.
-    Read(Option<String>, u64),
-    /// The node answered with an error (for a write: it may still commit).
-    Err(String),
-    /// No answer (timeout, connection lost).
-    Unknown,
-}
-
-/// One recorded operation.
-#[derive(Clone, Debug)]
-struct Rec {
-    node: usize,
-    /// The node's incarnation (restarts) when the operation was sent.
-    inc: u64,
-    call: u64,
-    ret: u64,
-    key: usize,
-    req: Req,
-    res: Res,
-}
-
-/// A replicant, its position, and the position of its core read after it.
-type Sample = (String, u64, u64);
 
 /// What the clients and the fault thread share.
 struct Shared {
@@ -183,287 +145,6 @@ fn client(id: usize, seed: u64, sh: Arc<Shared>) -> Vec<Rec> {
         std::thread::sleep(Duration::from_millis(2 + rng.below(8) as u64));
     }
     out
-}
-
-/// Counts of what the history holds, and what the check found.
-#[derive(Debug, Default)]
-struct Report {
-    ops: BTreeMap<String, usize>,
-    /// Writes answered with an error whose value a read showed later
-    /// (an error does not mean the write is absent).
-    errored_then_seen: usize,
-    /// Compare-and-sets whose value a read showed (they took effect).
-    cas_seen: usize,
-    /// Reads that show a write, while it ran, before the index it was
-    /// acknowledged at: a write sent again after an attempt timed out or
-    /// lost its answer is applied by both attempts (writes are at least
-    /// once, see REPLICATION.md). Linearizable, so counted, not failed.
-    twice: Vec<String>,
-    /// Reads that miss an acknowledged put because the value's write, slow
-    /// enough to have been sent twice, was applied again after it: the lost
-    /// update of REPLICATION.md ("Writes are at least once"), a known bug
-    /// printed but not failed until writes are idempotent. The
-    /// linearizability check stays strict (it fails when the lost update
-    /// also breaks the register order).
-    lost_updates: Vec<String>,
-    /// Violations by check.
-    kinds: BTreeMap<&'static str, usize>,
-    violations: Vec<String>,
-}
-
-impl Report {
-    fn violation(&mut self, kind: &'static str, v: String) {
-        if self.violations.len() < 20 {
-            eprintln!("VIOLATION ({kind}): {v}");
-        }
-        *self.kinds.entry(kind).or_default() += 1;
-        self.violations.push(v);
-    }
-}
-
-fn kind_name(r: &Rec) -> String {
-    let req = match r.req {
-        Req::Put(_) => "put",
-        Req::Cas(..) => "cas",
-        Req::LRead => "lget",
-        Req::RRead => "rget",
-    };
-    let res = match r.res {
-        Res::Index(_) | Res::Read(..) => "ok",
-        Res::Err(_) => "err",
-        Res::Unknown => "unknown",
-    };
-    format!("{req} {res}")
-}
-
-fn written(r: &Rec) -> Option<&str> {
-    match &r.req {
-        Req::Put(v) | Req::Cas(_, v) => Some(v),
-        _ => None,
-    }
-}
-
-/// A write that took this long may have been sent twice: a replicant moves
-/// to the next core after a third of `write_timeout` (1.67 s); a core
-/// retries a forward that failed, which takes a second or more under load.
-const RETRIED_AFTER_US: u64 = 1_000_000;
-
-/// The checks, as violations are counted.
-const LINEARIZABLE: &str = "linearizable";
-const AT_INDEX: &str = "read at index";
-const COMMITTED: &str = "committed";
-const MONOTONIC: &str = "monotonic";
-const REPLICANT: &str = "replicant behind core";
-
-/// Checks a history; `replicant_samples` are (replicant position, followed
-/// core position read after it) pairs taken while the followed core ran.
-fn check(history: &[Rec], replicant_samples: &[Sample]) -> Report {
-    let mut rep = Report::default();
-    for r in history {
-        *rep.ops.entry(kind_name(r)).or_default() += 1;
-    }
-    // Writes: value -> record; acknowledged writes per key by index.
-    let writer: HashMap<&str, &Rec> = history
-        .iter()
-        .filter_map(|r| written(r).map(|v| (v, r)))
-        .collect();
-    let seen: std::collections::HashSet<&str> = history
-        .iter()
-        .filter_map(|r| match &r.res {
-            Res::Read(Some(v), _) => Some(v.as_str()),
-            _ => None,
-        })
-        .collect();
-    rep.errored_then_seen = history
-        .iter()
-        .filter(|r| matches!(r.res, Res::Err(_)) && written(r).is_some_and(|v| seen.contains(v)))
-        .count();
-    rep.cas_seen = history
-        .iter()
-        .filter(|r| matches!(r.req, Req::Cas(..)) && written(r).is_some_and(|v| seen.contains(v)))
-        .count();
-
-    // 1. Linearizability per key of writes and linearizable reads.
-    for key in 0..KEYS {
-        let mut ids: HashMap<String, u32> = HashMap::new();
-        let mut id = |v: &str| {
-            let n = ids.len() as u32;
-            *ids.entry(v.to_owned()).or_insert(n)
-        };
-        let mut ops = Vec::new();
-        for r in history.iter().filter(|r| r.key == key) {
-            let known = matches!(r.res, Res::Index(_) | Res::Read(..));
-            let ret = known.then_some(r.ret);
-            let kind = match (&r.req, &r.res) {
-                (Req::Put(v), _) => Kind::Put(id(v)),
-                (Req::Cas(old, new), _) => Kind::Cas {
-                    old: old.as_deref().map(&mut id),
-                    new: id(new),
-                },
-                (Req::LRead, Res::Read(v, _)) => Kind::Read(v.as_deref().map(&mut id)),
-                _ => continue,
-            };
-            ops.push(Operation {
-                call: r.call,
-                ret,
-                kind,
-            });
-        }
-        let started = Instant::now();
-        let verdict = lin::check(&ops, None, 200_000_000);
-        eprintln!(
-            "key k{key}: {} operations, {verdict:?} in {:?}",
-            ops.len(),
-            started.elapsed()
-        );
-        if verdict != Verdict::Linearizable {
-            rep.violation(
-                LINEARIZABLE,
-                format!("key k{key} is not linearizable: {verdict:?}"),
-            );
-        }
-    }
-
-    // 2. A read at index P shows the last acknowledged write at or before P.
-    let mut acked: Vec<Vec<(u64, &Rec)>> = vec![Vec::new(); KEYS];
-    for r in history {
-        if let (Req::Put(_), Res::Index(i)) = (&r.req, &r.res) {
-            acked[r.key].push((*i, r));
-        }
-    }
-    for a in &mut acked {
-        a.sort_by_key(|(i, _)| *i);
-    }
-    let mut reads: Vec<(&Rec, &Option<String>, u64)> = history
-        .iter()
-        .filter_map(|r| match &r.res {
-            Res::Read(v, p) => Some((r, v, *p)),
-            _ => None,
-        })
-        .collect();
-    for &(r, v, p) in &reads {
-        // The write whose value the read shows, when it took long enough
-        // to have been sent twice (see `Report::lost_updates`).
-        let mut slow_writer = None;
-        let floor = match v {
-            None => 0,
-            Some(v) => match writer.get(v.as_str()) {
-                None => {
-                    rep.violation(AT_INDEX, format!("{r:?} read a value nobody wrote"));
-                    continue;
-                }
-                Some(w) => match w.res {
-                    Res::Index(i) if i > p && r.ret >= w.call => {
-                        // Seen before the index its write was acknowledged
-                        // at: an earlier attempt of that write (one that
-                        // timed out and was sent again) committed too.
-                        rep.twice
-                            .push(format!("{r:?} at {p} shows {w:?}, acknowledged at {i}"));
-                        continue;
-                    }
-                    Res::Index(i) if i > p => {
-                        rep.violation(
-                            AT_INDEX,
-                            format!("{r:?} at {p} shows {w:?}, committed at {i}"),
-                        );
-                        continue;
-                    }
-                    Res::Index(i) => {
-                        if w.ret - w.call >= RETRIED_AFTER_US {
-                            slow_writer = Some(w);
-                        }
-                        i
-                    }
-                    // Its write's outcome was not known: so is its index.
-                    _ => continue,
-                },
-            },
-        };
-        // A put acknowledged at an index in (floor, p] must have replaced
-        // the value (a put in the same entry as the value's write is
-        // ambiguous: both are at `floor`).
-        if let Some((j, w)) = acked[r.key].iter().find(|(j, _)| *j > floor && *j <= p) {
-            let what =
-                format!("{r:?} at {p} misses {w:?} acknowledged at {j} (value from index {floor})");
-            match slow_writer {
-                Some(sw) => rep
-                    .lost_updates
-                    .push(format!("{what}; the value's write {sw:?}")),
-                None => rep.violation(AT_INDEX, what),
-            }
-        }
-    }
-
-    // 3. No read shows an index that was not committed when it returned:
-    // a write invoked after that gets a higher index.
-    let mut writes: Vec<(u64, u64)> = history
-        .iter()
-        .filter_map(|r| match (&r.req, &r.res) {
-            (Req::Put(_) | Req::Cas(..), Res::Index(i)) => Some((r.call, *i)),
-            _ => None,
-        })
-        .collect();
-    writes.sort_unstable();
-    let mut suffix_min = vec![u64::MAX; writes.len() + 1];
-    for k in (0..writes.len()).rev() {
-        suffix_min[k] = suffix_min[k + 1].min(writes[k].1);
-    }
-    for &(r, _, p) in &reads {
-        let k = writes.partition_point(|(call, _)| *call <= r.ret);
-        if p >= suffix_min[k] {
-            rep.violation(
-                COMMITTED,
-                format!(
-                    "{r:?} shows index {p}, but a write invoked after it returned got {}",
-                    suffix_min[k]
-                ),
-            );
-        }
-    }
-
-    // 4. Reads on one node (one incarnation) never go backwards.
-    reads.sort_by_key(|(r, _, _)| (r.node, r.inc, r.call));
-    let mut by_ret = reads.clone();
-    by_ret.sort_by_key(|(r, _, _)| (r.node, r.inc, r.ret));
-    let mut j = 0;
-    let mut best: Option<(u64, &Rec)> = None;
-    let mut group = None;
-    for &(r, _, p) in &reads {
-        if group != Some((r.node, r.inc)) {
-            group = Some((r.node, r.inc));
-            best = None;
-            j = by_ret.partition_point(|(b, _, _)| (b.node, b.inc) < (r.node, r.inc));
-        }
-        while j < by_ret.len() && (by_ret[j].0.node, by_ret[j].0.inc) == (r.node, r.inc) {
-            let (b, _, bp) = by_ret[j];
-            if b.ret >= r.call {
-                break;
-            }
-            if best.is_none_or(|(q, _)| bp > q) {
-                best = Some((bp, b));
-            }
-            j += 1;
-        }
-        if let Some((q, b)) = best {
-            if p < q {
-                rep.violation(
-                    MONOTONIC,
-                    format!("{r:?} at {p} after {b:?} at {q} on the same node"),
-                );
-            }
-        }
-    }
-
-    // 5. A replicant is never ahead of its core.
-    for (who, rpos, cpos) in replicant_samples {
-        if rpos > cpos {
-            rep.violation(
-                REPLICANT,
-                format!("{who} at {rpos} is ahead of its core at {cpos}"),
-            );
-        }
-    }
-    rep
 }
 
 /// A replicant's position and its core's, read after it. A core started in
@@ -692,7 +373,7 @@ fn seed() -> u64 {
 fn t10_concurrent_history_under_faults_is_linearizable() -> Result<()> {
     let started = Instant::now();
     let (history, samples) = run(&[], seed(), true)?;
-    let rep = check(&history, &samples);
+    let rep = check(&history, KEYS, &samples);
     eprintln!(
         "{} operations in {:?}: {:?}; {} compare-and-sets took effect; {} reads saw a \
          write committed twice; {} lost updates; {} replicant samples; {} errored writes \
@@ -754,7 +435,7 @@ fn t10_concurrent_history_under_faults_is_linearizable() -> Result<()> {
 #[test]
 fn t20_the_check_finds_writes_acknowledged_before_commit() -> Result<()> {
     let (history, samples) = run(&["--plant-ack-before-commit"], seed(), false)?;
-    let rep = check(&history, &samples);
+    let rep = check(&history, KEYS, &samples);
     eprintln!(
         "{} operations: {:?}; violations found {:?}",
         history.len(),
@@ -791,24 +472,24 @@ fn t30_the_check_accepts_a_valid_history_and_refuses_broken_ones() -> Result<()>
         rec(40, 50, 0, put("b"), Res::Index(4)),
         rec(60, 70, 0, Req::RRead, val("b", 4)),
     ];
-    ensure!(check(&good, &[]).violations.is_empty());
+    ensure!(check(&good, KEYS, &[]).violations.is_empty());
     // A read at index 5 that still shows the value replaced at 4.
     let mut stale = good.clone();
     stale[3].res = val("a", 5);
-    ensure!(check(&stale, &[]).violations.len() == 1);
+    ensure!(check(&stale, KEYS, &[]).violations.len() == 1);
     // A local read going back on the same node.
     let mut back = good.clone();
     back.push(rec(80, 90, 0, Req::RRead, val("a", 3)));
-    ensure!(!check(&back, &[]).violations.is_empty());
+    ensure!(!check(&back, KEYS, &[]).violations.is_empty());
     // A read of an index no write had yet (the next write got it).
     let mut ahead = good.clone();
     ahead[1].res = val("a", 4);
-    ensure!(!check(&ahead, &[]).violations.is_empty());
+    ensure!(!check(&ahead, KEYS, &[]).violations.is_empty());
     // A write seen before its acknowledged index while it was running: an
     // earlier attempt committed too; counted apart, not a violation.
     let mut twice = good.clone();
     twice.push(rec(45, 48, 0, Req::RRead, val("b", 3)));
-    let rep = check(&twice, &[]);
+    let rep = check(&twice, KEYS, &[]);
     ensure!(rep.violations.is_empty() && rep.twice.len() == 1, "{rep:?}");
     // A stale value whose write took over a second: the known lost update,
     // counted apart; from a quick write it is a violation (`stale` above).
@@ -817,7 +498,7 @@ fn t30_the_check_accepts_a_valid_history_and_refuses_broken_ones() -> Result<()>
     slow[2].ret = late;
     slow[3] = rec(late + 10, late + 20, 0, put("a2"), Res::Index(5));
     slow.push(rec(late + 30, late + 40, 0, Req::RRead, val("b", 6)));
-    let rep = check(&slow, &[]);
+    let rep = check(&slow, KEYS, &[]);
     ensure!(
         rep.violations.is_empty() && rep.lost_updates.len() == 1,
         "{rep:?}"
@@ -827,9 +508,11 @@ fn t30_the_check_accepts_a_valid_history_and_refuses_broken_ones() -> Result<()>
     let mut unknown = good.clone();
     unknown.push(rec(72, 73, 0, put("c"), Res::Unknown));
     unknown.push(rec(80, 81, 0, Req::RRead, val("c", 9)));
-    let rep = check(&unknown, &[]);
+    let rep = check(&unknown, KEYS, &[]);
     ensure!(rep.violations.is_empty(), "{rep:?}");
     // A replicant ahead of its core.
-    ensure!(!check(&good, &[("r1".into(), 9, 8)]).violations.is_empty());
+    ensure!(!check(&good, KEYS, &[("r1".into(), 9, 8)])
+        .violations
+        .is_empty());
     Ok(())
 }
