@@ -20,7 +20,15 @@
 //! oput TABLE KEY VALUE       owned write                    -> ok SEQ
 //! odel TABLE KEY                                            -> ok SEQ
 //! obulk TABLE PREFIX N       N owned puts                   -> ok SECS
+//! cas TABLE KEY OLD NEW      consensus compare-and-set: NEW if KEY holds
+//!                            OLD (`-`: absent); the outcome shows in reads
+//!                                                           -> ok INDEX | err MSG
 //! get TABLE KEY                                             -> val V | none
+//! rget TABLE KEY             local read, with the applied index it is as of
+//!                                                           -> val V @ POS | none @ POS
+//! lget TABLE KEY             linearizable read: commits an empty entry, waits
+//!                            until it is applied here, then reads
+//!                                                           -> val V @ POS | none @ POS | err MSG
 //! oget TABLE KEY                                            -> val OWNER=V,... | none
 //! count TABLE                                               -> count N
 //! digest TABLE                                              -> digest N HASH
@@ -30,7 +38,14 @@
 //! lock KEY MS / renew KEY / unlock KEY   lease lock          -> ok | err MSG
 //! wait INDEX MS              wait until auth applied INDEX  -> ok | timeout
 //! cut NODE / restore NODE    fault injection on the link    -> ok
+//! drop NODE / delay NODE MS  drop / hold this node's frames to NODE -> ok
+//! serve                      accept clients on a loopback port, each a
+//!                            connection speaking this protocol -> serving PORT
 //! ```
+//!
+//! `--plant-ack-before-commit` is a planted bug for the history test to find
+//! (never used otherwise): `put` and `cas` answer `ok` before the write is
+//! committed, and commit it in the background.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -43,6 +58,7 @@ use clap::Parser;
 use girder_cluster::rlog::{LeaseLock, Op, Rlog, RlogOptions, ShardKind, ShardSpec};
 use girder_cluster::{start, ClusterOptions, Discovery, FaultAction, NodeName};
 use std::io::{BufRead, Write};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 #[derive(Debug, Parser)]
 struct Cli {
@@ -71,6 +87,22 @@ struct Cli {
     /// Extra consensus shards `s1`..`sN`, with one table each (`t1`..`tN`).
     #[arg(long, default_value_t = 0)]
     extra_shards: usize,
+    /// Heartbeats (300 ms apart) missed before a silent peer is declared
+    /// down.
+    #[arg(long, default_value_t = 5)]
+    heartbeat_misses: u32,
+    /// A planted bug (tests of the history checker only): acknowledge
+    /// `put` and `cas` before they are committed.
+    #[arg(long)]
+    plant_ack_before_commit: bool,
+}
+
+/// What every command needs.
+struct Ctx {
+    rlog: Rlog,
+    handle: girder_cluster::ClusterHandle,
+    shard_of: HashMap<String, String>,
+    plant_ack_before_commit: bool,
 }
 
 #[tokio::main]
@@ -83,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
     let mut o = ClusterOptions::new(&cli.name, &cli.cookie, "girder")?;
     o.dist_bind = cli.dist;
     o.heartbeat_interval = Duration::from_millis(300);
-    o.heartbeat_misses = 5;
+    o.heartbeat_misses = cli.heartbeat_misses;
     o.discovery_interval = Duration::from_millis(300);
     o.backoff.max = Duration::from_millis(300);
     o.fault_injection = true;
@@ -139,9 +171,22 @@ async fn main() -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     writeln!(out, "ready")?;
     out.flush()?;
+    let ctx = Arc::new(Ctx {
+        rlog: rlog.clone(),
+        handle: handle.clone(),
+        shard_of,
+        plant_ack_before_commit: cli.plant_ack_before_commit,
+    });
     let mut locks = HashMap::new();
     while let Some(line) = lines.recv().await {
-        let answer = run(&rlog, &handle, &shard_of, &mut locks, line.trim()).await;
+        let answer = if line.trim() == "serve" {
+            match serve(ctx.clone()).await {
+                Ok(port) => format!("serving {port}"),
+                Err(e) => format!("err {e}"),
+            }
+        } else {
+            run(&ctx, &mut locks, line.trim()).await
+        };
         writeln!(out, "{answer}")?;
         out.flush()?;
     }
@@ -150,22 +195,81 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(
-    rlog: &Rlog,
-    handle: &girder_cluster::ClusterHandle,
-    shard_of: &HashMap<String, String>,
-    locks: &mut HashMap<String, LeaseLock>,
-    line: &str,
-) -> String {
+/// Accepts clients on a loopback port; each connection's commands run one
+/// after the other, connections side by side.
+async fn serve(ctx: Arc<Ctx>) -> anyhow::Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let (rd, mut wr) = sock.into_split();
+                let mut rd = tokio::io::BufReader::new(rd).lines();
+                let mut locks = HashMap::new();
+                while let Ok(Some(line)) = rd.next_line().await {
+                    let mut answer = run(&ctx, &mut locks, line.trim()).await;
+                    answer.push('\n');
+                    if wr.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// A row read with its index, as `rget` and `lget` answer.
+fn row_at((value, pos): (Option<bytes::Bytes>, u64)) -> String {
+    match value {
+        Some(v) => format!("val {} @ {pos}", String::from_utf8_lossy(&v)),
+        None => format!("none @ {pos}"),
+    }
+}
+
+/// Commits `ops`, or with the planted bug answers at once and commits in
+/// the background.
+async fn write(ctx: &Ctx, shard: String, ops: Vec<Op>) -> anyhow::Result<String> {
+    if ctx.plant_ack_before_commit {
+        let (_, pos) = ctx.rlog.read_at(&shard, "", b"");
+        let rlog = ctx.rlog.clone();
+        tokio::spawn(async move { rlog.write(&shard, ops).await });
+        return Ok(format!("ok {}", pos + 1));
+    }
+    Ok(format!("ok {}", ctx.rlog.write(&shard, ops).await?))
+}
+
+async fn run(ctx: &Ctx, locks: &mut HashMap<String, LeaseLock>, line: &str) -> String {
+    let (rlog, handle, shard_of) = (&ctx.rlog, &ctx.handle, &ctx.shard_of);
     let w: Vec<&str> = line.split_whitespace().collect();
     let shard = |t: &str| shard_of.get(t).cloned().unwrap_or_else(|| "auth".into());
     let res: anyhow::Result<String> = async {
         Ok(match w.as_slice() {
             ["put", t, k, v] => {
-                let i = rlog
-                    .write(&shard(t), vec![Op::put(t, k.to_string(), v.to_string())])
-                    .await?;
-                format!("ok {i}")
+                write(
+                    ctx,
+                    shard(t),
+                    vec![Op::put(t, k.to_string(), v.to_string())],
+                )
+                .await?
+            }
+            ["cas", t, k, old, new] => {
+                let old = (*old != "-").then(|| bytes::Bytes::from(old.to_string()));
+                let ops = vec![
+                    Op::guard(t, k.as_bytes(), old, 1),
+                    Op::put(t, k.to_string(), new.to_string()),
+                ];
+                write(ctx, shard(t), ops).await?
+            }
+            ["rget", t, k] => row_at(rlog.read_at(&shard(t), t, k.as_bytes())),
+            ["lget", t, k] => {
+                let s = shard(t);
+                let i = rlog.write(&s, Vec::new()).await?;
+                if !rlog.wait_applied(&s, i, Duration::from_secs(5)).await {
+                    anyhow::bail!("entry {i} not applied here in 5 s");
+                }
+                row_at(rlog.read_at(&s, t, k.as_bytes()))
             }
             ["del", t, k] => format!(
                 "ok {}",
@@ -296,6 +400,15 @@ async fn run(
             }
             ["restore", n] => {
                 handle.inject_fault(&NodeName::parse(n)?, FaultAction::Restore)?;
+                "ok".into()
+            }
+            ["drop", n] => {
+                handle.inject_fault(&NodeName::parse(n)?, FaultAction::Drop)?;
+                "ok".into()
+            }
+            ["delay", n, ms] => {
+                let d = Duration::from_millis(ms.parse()?);
+                handle.inject_fault(&NodeName::parse(n)?, FaultAction::Delay(d))?;
                 "ok".into()
             }
             _ => "err unknown command".into(),

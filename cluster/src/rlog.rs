@@ -45,6 +45,7 @@
 //!                  (+ group_test.rs)
 //! rlog/raft.rs     openraft type config, the network over dist links, writes
 //! rlog/storage.rs  Raft log and state machine on redb (durable on cores)
+//!                  (+ storage_test.rs: openraft's storage suite on it)
 //! rlog/lock.rs     the lease lock on a majority of cores (LockTable is pure)
 //! rlog/error.rs    RlogError
 //! ```
@@ -69,7 +70,7 @@ use tokio::sync::broadcast;
 pub use error::RlogError;
 pub use group::{GroupStatus, ReplicantFollow, RlogClusterStatus};
 pub use lock::LeaseLock;
-pub use store::{Change, Op, ShardKind};
+pub use store::{Change, Op, ShardKind, GUARD_PREFIX};
 
 use crate::handle::ClusterHandle;
 use crate::options::NodeName;
@@ -351,6 +352,12 @@ impl Rlog {
     /// (read-your-writes after [`write`](Self::write) on another node).
     pub async fn wait_applied(&self, shard: &str, index: u64, timeout: Duration) -> bool {
         self.inner.wait_applied(shard, index, timeout).await
+    }
+
+    /// A consensus row read locally, with the log index of `shard` applied
+    /// here when it was read: the row is as of that index.
+    pub fn read_at(&self, shard: &str, table: &str, key: &[u8]) -> (Option<Bytes>, u64) {
+        self.inner.read_at(shard, table, key)
     }
 
     /// Writes (or deletes, with `None`) this node's own row in an owned

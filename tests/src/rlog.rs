@@ -1,6 +1,7 @@
 //! A cluster of `rlog_node` processes (girder-cluster's example that runs
 //! the distribution layer and the replicated tables), driven by its line
-//! protocol. Each node is killed and reaped when dropped.
+//! protocol. Each node is killed and reaped when dropped. [`history`] holds
+//! the concurrent history test's records and checks.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::node::free_port;
+
+pub mod history;
 
 fn target_dir() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -168,7 +171,7 @@ impl RlogCluster {
         };
         eprintln!("rlog cluster dir: {}", c.dir.path().display());
         for i in 0..c.specs.len() {
-            let n = c.spawn(i)?;
+            let n = c.spawn_retrying(i)?;
             c.nodes.push(Some(n));
         }
         c.wait_linked(Duration::from_secs(20))?;
@@ -281,24 +284,32 @@ impl RlogCluster {
     /// on another free port (it dials the others, so they find it).
     pub fn restart(&mut self, i: usize) -> Result<()> {
         self.nodes[i] = None;
+        let n = self.spawn_retrying(i)?;
+        self.nodes[i] = Some(n);
+        Ok(())
+    }
+
+    /// Spawns node `i` on its port; if it does not start (another process
+    /// took the port, which `free_port` cannot prevent) on another free port.
+    /// The nodes that were told the old port are found all the same: the
+    /// node dials them, and Raft voters are names, not addresses.
+    fn spawn_retrying(&mut self, i: usize) -> Result<RlogNode> {
         let mut tries = 0;
-        let n = loop {
+        loop {
             match self.spawn(i) {
-                Ok(n) => break n,
+                Ok(n) => return Ok(n),
                 Err(e) if tries < 3 => {
                     tries += 1;
                     let port = free_port();
                     eprintln!(
-                        "{} did not restart on port {} ({e:#}); trying port {port}",
+                        "{} did not start on port {} ({e:#}); trying port {port}",
                         self.specs[i].name, self.specs[i].port
                     );
                     self.specs[i].port = port;
                 }
                 Err(e) => return Err(e),
             }
-        };
-        self.nodes[i] = Some(n);
-        Ok(())
+        }
     }
 
     /// Cuts node `i` off from every other node (both directions refused),
@@ -382,5 +393,106 @@ impl RlogCluster {
             }
             std::thread::sleep(Duration::from_millis(150));
         }
+    }
+}
+
+/// splitmix64: a small, seeded generator for schedules and workloads.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+impl RlogCluster {
+    /// The nodes' names, in index order (cores first).
+    pub fn names(&self) -> Vec<String> {
+        self.specs.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Has node `i` accept clients on a loopback port (the `serve`
+    /// command) and returns the port.
+    pub fn serve(&mut self, i: usize) -> Result<u16> {
+        let a = self.node(i)?.cmd("serve")?;
+        a.strip_prefix("serving ")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| anyhow!("{}: serve answered {a:?}", self.specs[i].name))
+    }
+
+    /// The leader of `shard` as the first running core that knows one
+    /// reports it.
+    pub fn leader(&mut self, shard: &str) -> Result<Option<usize>> {
+        for i in 0..self.specs.len() {
+            if self.specs[i].role != "core" || self.nodes[i].is_none() {
+                continue;
+            }
+            let s = self.node(i)?.cmd("status")?;
+            if let Some(l) = shard_field(&s, shard, "leader") {
+                if let Some(j) = self.specs.iter().position(|s| l.contains(&s.name)) {
+                    return Ok(Some(j));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sends `fault` (`drop`, `delay MS`, `restore`, `cut`) from node `from`
+    /// about node `to`: a one-way fault on the frames `from` sends.
+    pub fn fault(&mut self, from: usize, to: usize, fault: &str) -> Result<()> {
+        let to = self.specs[to].name.clone();
+        let line = match fault.split_once(' ') {
+            Some((verb, arg)) => format!("{verb} {to} {arg}"),
+            None => format!("{fault} {to}"),
+        };
+        let a = self.node(from)?.cmd(&line)?;
+        if a != "ok" {
+            bail!("{}: {line:?} answered {a:?}", self.specs[from].name);
+        }
+        Ok(())
+    }
+}
+
+/// A client of an `rlog_node`'s client port (see [`RlogCluster::serve`]):
+/// one command at a time, answers bounded by a read timeout.
+#[derive(Debug)]
+pub struct RlogClient {
+    reader: BufReader<std::net::TcpStream>,
+}
+
+impl RlogClient {
+    /// Connects to `127.0.0.1:port`; every answer must come within `limit`.
+    pub fn connect(port: u16, limit: Duration) -> Result<Self> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(limit))?;
+        s.set_nodelay(true)?;
+        Ok(Self {
+            reader: BufReader::new(s),
+        })
+    }
+
+    /// Sends one command and returns its answer; an error (timeout, closed
+    /// connection) leaves the outcome of the command unknown.
+    pub fn cmd(&mut self, line: &str) -> Result<String> {
+        let s = self.reader.get_mut();
+        s.write_all(line.as_bytes())?;
+        s.write_all(b"\n")?;
+        let mut answer = String::new();
+        if self.reader.read_line(&mut answer)? == 0 {
+            bail!("connection closed");
+        }
+        Ok(answer.trim_end().to_owned())
     }
 }

@@ -319,6 +319,31 @@ impl Shared {
         }
     }
 
+    /// A consensus row and this node's applied index of its shard, read
+    /// together under the lock that moves that index (so the row is the
+    /// row at that index).
+    pub(crate) fn read_at(
+        &self,
+        shard: &str,
+        table: &str,
+        key: &[u8],
+    ) -> (Option<bytes::Bytes>, u64) {
+        match self.opts.role {
+            Role::Core => {
+                let served = self.tables.served.lock();
+                let pos = served.get(&shard_feed(shard)).map_or(0, Feed::head);
+                (self.tables.store.read().get(table, key), pos)
+            }
+            Role::Replicant => {
+                let follows = self.follows.lock();
+                let pos = follows
+                    .get(&Scope::Shard(shard.to_owned()))
+                    .map_or(0, |f| f.follow.pos);
+                (self.tables.store.read().get(table, key), pos)
+            }
+        }
+    }
+
     pub(crate) async fn wait_applied(&self, shard: &str, index: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {

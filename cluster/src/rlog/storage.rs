@@ -454,3 +454,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }))
     }
 }
+
+#[cfg(test)]
+#[path = "storage_test.rs"]
+mod tests;

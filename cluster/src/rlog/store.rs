@@ -101,7 +101,39 @@ impl Op {
             value: None,
         }
     }
+
+    /// A guard for a compare-and-set in a consensus write: the `then` ops
+    /// that follow it in the same write are applied only if `key` in
+    /// `table` holds `expected` (`None`: the key is absent) when the entry
+    /// is applied; otherwise they are skipped. Every node applies the same
+    /// entries to the same rows, so every node makes the same choice. The
+    /// guard itself changes no row. Its form is a key starting with
+    /// [`GUARD_PREFIX`]; owned tables do not interpret it.
+    pub fn guard(table: &str, key: impl AsRef<[u8]>, expected: Option<Bytes>, then: u32) -> Self {
+        let mut k = Vec::with_capacity(GUARD_PREFIX.len() + 12 + key.as_ref().len());
+        k.extend_from_slice(GUARD_PREFIX);
+        k.extend_from_slice(then.to_string().as_bytes());
+        k.push(0);
+        k.extend_from_slice(key.as_ref());
+        Self {
+            table: table.to_owned(),
+            key: k.into(),
+            value: expected,
+        }
+    }
+
+    /// For a guard op: (ops it covers, the guarded key).
+    fn as_guard(&self) -> Option<(usize, &[u8])> {
+        let rest = self.key.strip_prefix(GUARD_PREFIX)?;
+        let at = rest.iter().position(|b| *b == 0)?;
+        let then = std::str::from_utf8(&rest[..at]).ok()?.parse().ok()?;
+        Some((then, &rest[at + 1..]))
+    }
 }
+
+/// The key prefix of a guard op ([`Op::guard`]); MQTT client ids and topics
+/// cannot contain NUL, so no row of the broker's tables starts with it.
+pub const GUARD_PREFIX: &[u8] = b"\0guard\0";
 
 #[derive(Debug, Default)]
 struct Table {
@@ -162,7 +194,19 @@ impl Store {
 
     /// Applies consensus ops (unknown tables are skipped: a newer peer's table).
     pub(crate) fn apply(&mut self, ops: &[Op]) {
+        let mut skip = 0;
         for op in ops {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            if let Some((then, key)) = op.as_guard() {
+                let current = self.tables.get(&op.table).and_then(|t| t.rows.get(key));
+                if current != op.value.as_ref() {
+                    skip = then;
+                }
+                continue;
+            }
             let Some(t) = self.tables.get_mut(&op.table) else {
                 continue;
             };
@@ -386,5 +430,36 @@ mod tests {
         assert_eq!(s.shard_rows("auth").len(), 2);
         s.clear_shard("auth");
         assert_eq!(s.count("users"), 0);
+    }
+
+    #[test]
+    fn a_guard_applies_the_ops_it_covers_only_when_the_row_matches() {
+        let mut s = store();
+        let b = |v: &str| Some(Bytes::from(v.to_owned()));
+        // Absent expected, absent found: the put is applied; the op after
+        // the guarded one is not covered.
+        s.apply(&[
+            Op::guard("users", "k", None, 1),
+            Op::put("users", "k", "1"),
+            Op::put("users", "other", "x"),
+        ]);
+        assert_eq!(s.get("users", b"k"), b("1"));
+        // A mismatch skips exactly the covered ops.
+        s.apply(&[
+            Op::guard("users", "k", b("0"), 2),
+            Op::put("users", "k", "2"),
+            Op::delete("users", "other"),
+            Op::put("users", "after", "y"),
+        ]);
+        assert_eq!(s.get("users", b"k"), b("1"));
+        assert_eq!(s.get("users", b"other"), b("x"));
+        assert_eq!(s.get("users", b"after"), b("y"));
+        // A match applies them; the guard itself is no row.
+        s.apply(&[
+            Op::guard("users", "k", b("1"), 1),
+            Op::put("users", "k", "3"),
+        ]);
+        assert_eq!(s.get("users", b"k"), b("3"));
+        assert_eq!(s.count("users"), 3);
     }
 }
