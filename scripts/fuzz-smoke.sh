@@ -20,6 +20,7 @@ targets=("$@")
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -s none
 for target in "${targets[@]}"; do
+    mkdir -p "corpus/$target"
     run_corpus="$(mktemp -d)"
     log="$(mktemp)"
     echo "== fuzz $target (${seconds}s)"
