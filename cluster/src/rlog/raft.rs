@@ -122,6 +122,57 @@ pub(crate) struct GroupView {
     pub(crate) term: u64,
     /// The last log index applied here.
     pub(crate) applied: u64,
+    /// The last entry of this core's log (`None`: the log is empty).
+    pub(crate) last_log: Option<LastLog>,
+}
+
+/// A log's last entry, ordered as Raft compares logs when it grants a vote:
+/// by term, then index (`None`, an empty log, is the least).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct LastLog {
+    /// The term of the leader that wrote the entry.
+    pub(crate) term: u64,
+    /// The entry's index.
+    pub(crate) index: u64,
+}
+
+impl LastLog {
+    fn of(id: &openraft::LogId<u64>) -> Self {
+        Self {
+            term: id.leader_id.term,
+            index: id.index,
+        }
+    }
+}
+
+/// The last logs a core reported in its latest probe reply.
+#[derive(Debug)]
+struct PeerLogs {
+    /// When the reply came.
+    at: Instant,
+    /// Per shard it holds a group of.
+    shards: HashMap<String, Option<LastLog>>,
+}
+
+/// How long a core's report of its log counts for
+/// [`RaftShards::check_leaders`] (reports come every 500 ms).
+const REPORT_FRESH: Duration = Duration::from_secs(2);
+
+/// The reachable voter this core leaves an early election to, if any:
+/// one whose report, at most [`REPORT_FRESH`] old, shows a log strictly
+/// more up-to-date than `mine` (it can win votes this core cannot, and a
+/// vote this core asked for itself would only delay it). On a tie both
+/// may try. `reports`: each reachable voter but this core, with its
+/// report of the shard's log and the report's age.
+pub(crate) fn defer_to<'a>(
+    mine: Option<LastLog>,
+    reports: &[(&'a NodeName, Option<LastLog>, Duration)],
+) -> Option<&'a NodeName> {
+    reports
+        .iter()
+        .filter(|(_, log, age)| *age <= REPORT_FRESH && *log > mine)
+        .max_by_key(|(_, log, _)| *log)
+        .map(|(n, _, _)| *n)
 }
 
 /// The consensus shards of a core.
@@ -132,6 +183,8 @@ pub(crate) struct RaftShards {
     queues: HashMap<String, mpsc::UnboundedSender<Pending>>,
     heartbeat: Duration,
     watch: parking_lot::Mutex<HashMap<String, Watch>>,
+    /// Each linked core's latest report of its logs (`group.rs` probes).
+    peer_logs: parking_lot::Mutex<HashMap<NodeName, PeerLogs>>,
     /// What a reset needs to build a shard's Raft again.
     db: Arc<redb::Database>,
     config: Arc<Config>,
@@ -176,6 +229,7 @@ impl RaftShards {
             queues: HashMap::new(),
             heartbeat: Duration::from_millis(hb),
             watch: parking_lot::Mutex::new(HashMap::new()),
+            peer_logs: parking_lot::Mutex::new(HashMap::new()),
             db,
             config,
             opts: opts.clone(),
@@ -270,7 +324,26 @@ impl RaftShards {
             leading: m.state == ServerState::Leader,
             term: m.current_term,
             applied: m.last_applied.map_or(0, |l| l.index),
+            last_log: raft
+                .data_metrics()
+                .borrow()
+                .last_log
+                .as_ref()
+                .map(LastLog::of),
         }
+    }
+
+    /// Keeps a core's report of its shards' last logs (a probe reply
+    /// received `at`), replacing its previous one.
+    pub(crate) fn note_logs(
+        &self,
+        node: &NodeName,
+        at: Instant,
+        shards: HashMap<String, Option<LastLog>>,
+    ) {
+        self.peer_logs
+            .lock()
+            .insert(node.clone(), PeerLogs { at, shards });
     }
 
     /// Starts a shard's group with these voters (a fresh core only:
@@ -318,32 +391,42 @@ impl RaftShards {
     /// for nothing), at most `ELECT_TRIES` times, a random 1–2 heartbeats
     /// apart (which also separates split votes).
     ///
-    /// Every survivor does this: a first vote request may be refused by a
-    /// survivor whose lease of the lost leader still runs, but a candidate
-    /// holds no lease, so a next round elects one of them. Raft's rules are
-    /// unchanged (a vote needs a majority and an up-to-date log): this only
-    /// changes when an election starts.
+    /// Every survivor does this, except one to which a reachable voter
+    /// reported a strictly more up-to-date log (see [`defer_to`]): it
+    /// cannot win, and each election it started would raise the term and
+    /// spend its vote on itself, keeping the voter that can win from
+    /// winning. A first vote request may be refused by a survivor whose
+    /// lease of the lost leader still runs; a candidate holds no lease, so
+    /// a next round elects one of them (a survivor that left the election
+    /// to the other holds its lease until it ends). Raft's rules are
+    /// unchanged (a vote needs a majority and an up-to-date log), and
+    /// openraft's own election timeout still runs: this only changes when
+    /// an election starts, and who starts it.
     pub(crate) fn check_leaders(&self, handle: &ClusterHandle, down: Option<&NodeName>) {
         let connected = handle.connected();
         let me = handle.node();
         let now = Instant::now();
         let mut watch = self.watch.lock();
+        let mut peer_logs = self.peer_logs.lock();
+        if let Some(down) = down {
+            // Its report may not hold when it is back (a restart).
+            peer_logs.remove(down);
+        }
         let rafts = self.rafts.read().clone();
         for (shard, raft) in &rafts {
             let m = raft.metrics().borrow().clone();
             // A majority of the group's voters as this core knows them.
-            let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
-            let reachable = voters
-                .iter()
-                .filter(|v| {
-                    m.membership_config
-                        .membership()
-                        .get_node(v)
+            let membership = m.membership_config.membership();
+            let reachable: Vec<NodeName> = membership
+                .voter_ids()
+                .filter_map(|v| {
+                    membership
+                        .get_node(&v)
                         .and_then(|n| NodeName::parse(&n.addr).ok())
-                        .is_some_and(|n| n == *me || connected.contains(&n))
                 })
-                .count();
-            let electable = reachable * 2 > voters.len();
+                .filter(|n| n == me || connected.contains(n))
+                .collect();
+            let electable = reachable.len() * 2 > membership.voter_ids().count();
             let leader = m.current_leader.and_then(|l| {
                 m.membership_config
                     .nodes()
@@ -369,12 +452,35 @@ impl RaftShards {
                 lost: lost.clone(),
                 next_try: now + self.heartbeat * 2,
                 tries: 0,
+                deferred: false,
             });
             if down == Some(&lost) && w.tries == 0 {
                 info!(%shard, leader = %lost, "rlog: link to the raft leader lost");
                 w.next_try = now;
             }
             if !electable || now < w.next_try || w.tries >= ELECT_TRIES {
+                continue;
+            }
+            let mine = raft
+                .data_metrics()
+                .borrow()
+                .last_log
+                .as_ref()
+                .map(LastLog::of);
+            let reports: Vec<(&NodeName, Option<LastLog>, Duration)> = reachable
+                .iter()
+                .filter(|n| *n != me)
+                .filter_map(|n| {
+                    let p = peer_logs.get(n)?;
+                    let log = *p.shards.get(shard)?;
+                    Some((n, log, now.saturating_duration_since(p.at)))
+                })
+                .collect();
+            if let Some(peer) = defer_to(mine, &reports) {
+                if !w.deferred {
+                    w.deferred = true;
+                    info!(%shard, %peer, ?mine, "rlog: a reachable voter has a more up-to-date log, leaving the election to it");
+                }
                 continue;
             }
             w.tries += 1;
@@ -434,6 +540,8 @@ struct Watch {
     lost: NodeName,
     next_try: Instant,
     tries: u32,
+    /// An election was left to a voter with a more up-to-date log (logged).
+    deferred: bool,
 }
 
 /// Most elections [`RaftShards::check_leaders`] starts for one loss of a
@@ -662,3 +770,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         r
     }
 }
+
+#[cfg(test)]
+#[path = "raft_test.rs"]
+mod tests;
