@@ -125,18 +125,14 @@ fn group_pb(shard: &str, v: &GroupView) -> pb::Group {
 }
 
 /// The last log of each shard a core reported holding a group of.
-fn last_logs(r: &pb::ProbeReply) -> HashMap<String, Option<LastLog>> {
-    r.groups
-        .iter()
-        .filter(|g| !g.voters.is_empty())
-        .map(|g| {
-            let log = g.last_log.as_ref().map(|l| LastLog {
-                term: l.term,
-                index: l.index,
-            });
-            (g.shard.clone(), log)
-        })
-        .collect()
+fn last_logs(r: &pb::ProbeReply) -> impl Iterator<Item = (&str, Option<LastLog>)> {
+    r.groups.iter().filter(|g| !g.voters.is_empty()).map(|g| {
+        let log = g.last_log.as_ref().map(|l| LastLog {
+            term: l.term,
+            index: l.index,
+        });
+        (g.shard.as_str(), log)
+    })
 }
 
 /// The voters this node would start a group with (sorted): the listed
@@ -225,7 +221,9 @@ async fn probe_all(shared: &Shared) -> Vec<(NodeName, pb::ProbeReply)> {
         .filter_map(|(p, r)| r.map(|r| (p, r)))
     {
         if let (true, Some(rafts)) = (r.core, &shared.rafts) {
-            rafts.note_logs(&node, at, last_logs(&r));
+            for (shard, log) in last_logs(&r) {
+                rafts.note_log(&node, shard, at, log);
+            }
         }
         probes.push((node, r));
     }

@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
+pub(crate) use self::elect::LastLog;
+use self::elect::{defer_to, LogReports};
 use super::feed::ops_to_pb;
 use super::node::{Tables, RLOG, T_WRITE, T_WRITE_REPLY};
 use super::storage::{clear_shard, open_db, LogStore, StateMachine};
@@ -103,6 +105,8 @@ fn raft_name(shard: &str) -> String {
     format!("girder.rlog.raft.{shard}")
 }
 
+mod elect;
+
 const T_APPEND: &str = "girder.rlog.raft.Append";
 const T_VOTE: &str = "girder.rlog.raft.Vote";
 const T_SNAPSHOT: &str = "girder.rlog.raft.Snapshot";
@@ -126,55 +130,6 @@ pub(crate) struct GroupView {
     pub(crate) last_log: Option<LastLog>,
 }
 
-/// A log's last entry, ordered as Raft compares logs when it grants a vote:
-/// by term, then index (`None`, an empty log, is the least).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct LastLog {
-    /// The term of the leader that wrote the entry.
-    pub(crate) term: u64,
-    /// The entry's index.
-    pub(crate) index: u64,
-}
-
-impl LastLog {
-    fn of(id: &openraft::LogId<u64>) -> Self {
-        Self {
-            term: id.leader_id.term,
-            index: id.index,
-        }
-    }
-}
-
-/// The last logs a core reported in its latest probe reply.
-#[derive(Debug)]
-struct PeerLogs {
-    /// When the reply came.
-    at: Instant,
-    /// Per shard it holds a group of.
-    shards: HashMap<String, Option<LastLog>>,
-}
-
-/// How long a core's report of its log counts for
-/// [`RaftShards::check_leaders`] (reports come every 500 ms).
-const REPORT_FRESH: Duration = Duration::from_secs(2);
-
-/// The reachable voter this core leaves an early election to, if any:
-/// one whose report, at most [`REPORT_FRESH`] old, shows a log strictly
-/// more up-to-date than `mine` (it can win votes this core cannot, and a
-/// vote this core asked for itself would only delay it). On a tie both
-/// may try. `reports`: each reachable voter but this core, with its
-/// report of the shard's log and the report's age.
-pub(crate) fn defer_to<'a>(
-    mine: Option<LastLog>,
-    reports: &[(&'a NodeName, Option<LastLog>, Duration)],
-) -> Option<&'a NodeName> {
-    reports
-        .iter()
-        .filter(|(_, log, age)| *age <= REPORT_FRESH && *log > mine)
-        .max_by_key(|(_, log, _)| *log)
-        .map(|(n, _, _)| *n)
-}
-
 /// The consensus shards of a core.
 pub(crate) struct RaftShards {
     /// Replaced only when a core leaves a group it started alone
@@ -183,8 +138,8 @@ pub(crate) struct RaftShards {
     queues: HashMap<String, mpsc::UnboundedSender<Pending>>,
     heartbeat: Duration,
     watch: parking_lot::Mutex<HashMap<String, Watch>>,
-    /// Each linked core's latest report of its logs (`group.rs` probes).
-    peer_logs: parking_lot::Mutex<HashMap<NodeName, PeerLogs>>,
+    /// Each core's latest report of each shard's log.
+    reports: Arc<LogReports>,
     /// What a reset needs to build a shard's Raft again.
     db: Arc<redb::Database>,
     config: Arc<Config>,
@@ -229,7 +184,7 @@ impl RaftShards {
             queues: HashMap::new(),
             heartbeat: Duration::from_millis(hb),
             watch: parking_lot::Mutex::new(HashMap::new()),
-            peer_logs: parking_lot::Mutex::new(HashMap::new()),
+            reports: Arc::new(LogReports::default()),
             db,
             config,
             opts: opts.clone(),
@@ -279,6 +234,7 @@ impl RaftShards {
         let net = Net {
             handle: self.handle.clone(),
             shard: shard.to_owned(),
+            reports: self.reports.clone(),
         };
         let raft = Raft::new(node_id(&me), self.config.clone(), net, log, sm)
             .await
@@ -333,17 +289,10 @@ impl RaftShards {
         }
     }
 
-    /// Keeps a core's report of its shards' last logs (a probe reply
-    /// received `at`), replacing its previous one.
-    pub(crate) fn note_logs(
-        &self,
-        node: &NodeName,
-        at: Instant,
-        shards: HashMap<String, Option<LastLog>>,
-    ) {
-        self.peer_logs
-            .lock()
-            .insert(node.clone(), PeerLogs { at, shards });
+    /// Keeps a core's report of a shard's last log (from a probe reply
+    /// that came `at`).
+    pub(crate) fn note_log(&self, node: &NodeName, shard: &str, at: Instant, log: Option<LastLog>) {
+        self.reports.note(node, shard, at, log);
     }
 
     /// Starts a shard's group with these voters (a fresh core only:
@@ -407,10 +356,8 @@ impl RaftShards {
         let me = handle.node();
         let now = Instant::now();
         let mut watch = self.watch.lock();
-        let mut peer_logs = self.peer_logs.lock();
         if let Some(down) = down {
-            // Its report may not hold when it is back (a restart).
-            peer_logs.remove(down);
+            self.reports.forget(down);
         }
         let rafts = self.rafts.read().clone();
         for (shard, raft) in &rafts {
@@ -467,16 +414,8 @@ impl RaftShards {
                 .last_log
                 .as_ref()
                 .map(LastLog::of);
-            let reports: Vec<(&NodeName, Option<LastLog>, Duration)> = reachable
-                .iter()
-                .filter(|n| *n != me)
-                .filter_map(|n| {
-                    let p = peer_logs.get(n)?;
-                    let log = *p.shards.get(shard)?;
-                    Some((n, log, now.saturating_duration_since(p.at)))
-                })
-                .collect();
-            if let Some(peer) = defer_to(mine, &reports) {
+            let peers: Vec<NodeName> = reachable.into_iter().filter(|n| n != me).collect();
+            if let Some(peer) = defer_to(mine, &self.reports.of(shard, &peers, now)) {
                 if !w.deferred {
                     w.deferred = true;
                     info!(%shard, %peer, ?mine, "rlog: a reachable voter has a more up-to-date log, leaving the election to it");
@@ -678,6 +617,7 @@ async fn serve(raft: Raft<TypeConfig>, mut rx: mpsc::UnboundedReceiver<RemoteMes
 pub(crate) struct Net {
     handle: ClusterHandle,
     shard: String,
+    reports: Arc<LogReports>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Net {
@@ -687,6 +627,8 @@ impl RaftNetworkFactory<TypeConfig> for Net {
         Conn {
             handle: self.handle.clone(),
             name: raft_name(&self.shard),
+            shard: self.shard.clone(),
+            reports: self.reports.clone(),
             target,
             to: NodeName::parse(&node.addr).ok(),
         }
@@ -698,6 +640,9 @@ impl RaftNetworkFactory<TypeConfig> for Net {
 pub(crate) struct Conn {
     handle: ClusterHandle,
     name: String,
+    shard: String,
+    /// Where a vote reply's report of the voter's log is kept.
+    reports: Arc<LogReports>,
     target: u64,
     to: Option<NodeName>,
 }
@@ -763,14 +708,16 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        let r = self.rpc(T_VOTE, &rpc, &option).await;
-        if let Err(e) = &r {
-            tracing::debug!(cause = %e, "raft vote rpc failed");
+        let r: Result<VoteResponse<u64>, _> = self.rpc(T_VOTE, &rpc, &option).await;
+        match (&r, &self.to) {
+            (Ok(resp), Some(to)) => {
+                // The voter's log as it is now: fresher than its last probe.
+                let log = resp.last_log_id.as_ref().map(LastLog::of);
+                self.reports.note(to, &self.shard, Instant::now(), log);
+            }
+            (Err(e), _) => tracing::debug!(cause = %e, "raft vote rpc failed"),
+            _ => {}
         }
         r
     }
 }
-
-#[cfg(test)]
-#[path = "raft_test.rs"]
-mod tests;

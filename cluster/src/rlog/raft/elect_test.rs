@@ -1,4 +1,4 @@
-//! The pure rule of `raft.rs`: who leaves an early election to whom.
+//! Who leaves an early election to whom, and the reports it is decided on.
 
 use super::*;
 
@@ -59,4 +59,32 @@ fn of_several_voters_ahead_the_most_up_to_date_is_named() {
         (&d, log(3, 9), NOW),
     ];
     assert_eq!(defer_to(log(3, 10), &reports), Some(&c));
+}
+
+#[test]
+fn the_newest_report_is_kept_and_a_dropped_link_forgets_it() {
+    let b = n("b@h");
+    let c = n("c@h");
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_millis(400);
+    let reports = LogReports::default();
+    reports.note(&b, "auth", later, log(3, 11));
+    // An older reply (a slow probe) does not replace a newer one.
+    reports.note(&b, "auth", t0, log(3, 9));
+    reports.note(&c, "users", t0, log(3, 50));
+    let peers = [b.clone(), c.clone()];
+    let now = later + Duration::from_millis(100);
+    assert_eq!(
+        reports.of("auth", &peers, now),
+        vec![(&b, log(3, 11), Duration::from_millis(100))]
+    );
+    assert_eq!(
+        defer_to(log(3, 10), &reports.of("auth", &peers, now)),
+        Some(&b)
+    );
+    // Only the given peers count.
+    assert_eq!(reports.of("auth", &peers[1..], now), vec![]);
+    reports.forget(&b);
+    assert_eq!(reports.of("auth", &peers, now), vec![]);
+    assert_eq!(reports.of("users", &peers, now).len(), 1);
 }
