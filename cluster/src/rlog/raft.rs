@@ -340,14 +340,14 @@ impl RaftShards {
     /// for nothing), at most `ELECT_TRIES` times, a random 1–2 heartbeats
     /// apart (which also separates split votes).
     ///
-    /// Every survivor does this, except one to which a reachable voter
-    /// reported a strictly more up-to-date log (see [`defer_to`]): it
-    /// cannot win, and each election it started would raise the term and
-    /// spend its vote on itself, keeping the voter that can win from
-    /// winning. A first vote request may be refused by a survivor whose
-    /// lease of the lost leader still runs; a candidate holds no lease, so
-    /// a next round elects one of them (a survivor that left the election
-    /// to the other holds its lease until it ends). Raft's rules are
+    /// Every survivor does this, but after its first try a survivor to
+    /// which a reachable voter reported a strictly more up-to-date log (see
+    /// [`defer_to`]) starts no more: it cannot win, and each election it
+    /// started would raise the term and spend its vote on itself, keeping
+    /// the voter that can win from winning. A first vote request may be
+    /// refused by a survivor whose lease of the lost leader still runs; a
+    /// candidate holds no lease (hence the first try of every survivor), so
+    /// a next round elects one of them. Raft's rules are
     /// unchanged (a vote needs a majority and an up-to-date log), and
     /// openraft's own election timeout still runs: this only changes when
     /// an election starts, and who starts it.
@@ -415,7 +415,13 @@ impl RaftShards {
                 .as_ref()
                 .map(LastLog::of);
             let peers: Vec<NodeName> = reachable.into_iter().filter(|n| n != me).collect();
-            if let Some(peer) = defer_to(mine, &self.reports.of(shard, &peers, now)) {
+            // The first try is always made: a vote for itself ends the lost
+            // leader's lease this core holds (which would refuse the other's
+            // requests for up to `election_timeout_max`).
+            let ahead = (w.tries > 0)
+                .then(|| defer_to(mine, &self.reports.of(shard, &peers, now)))
+                .flatten();
+            if let Some(peer) = ahead {
                 if !w.deferred {
                     w.deferred = true;
                     info!(%shard, %peer, ?mine, "rlog: a reachable voter has a more up-to-date log, leaving the election to it");
