@@ -43,7 +43,9 @@
 //! rlog/group.rs    one Raft group per consensus shard: probes, first
 //!                  voters, join requests, the leader's membership changes
 //!                  (+ group_test.rs)
-//! rlog/raft.rs     openraft type config, the network over dist links, writes
+//! rlog/raft.rs     openraft type config, the network over dist links, writes;
+//!                  raft/elect.rs: who starts early elections when a leader
+//!                  is lost, from the cores' log reports (+ elect_test.rs)
 //! rlog/storage.rs  Raft log and state machine on redb (durable on cores)
 //!                  (+ storage_test.rs: openraft's storage suite on it)
 //! rlog/lock.rs     the lease lock on a majority of cores (LockTable is pure)

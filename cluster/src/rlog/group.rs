@@ -23,7 +23,7 @@ use openraft::{BasicNode, ChangeMembers};
 use tracing::{error, info, warn};
 
 use super::node::{Shared, RLOG};
-use super::raft::{node_id, GroupView, RaftShards};
+use super::raft::{node_id, GroupView, LastLog, RaftShards};
 use super::{Bootstrap, RlogError, Role};
 use crate::options::NodeName;
 use crate::process::Payload;
@@ -117,7 +117,22 @@ fn group_pb(shard: &str, v: &GroupView) -> pb::Group {
             .unwrap_or_default(),
         term: v.term,
         commit_index: v.applied,
+        last_log: v.last_log.map(|l| pb::LogId {
+            term: l.term,
+            index: l.index,
+        }),
     }
+}
+
+/// The last log of each shard a core reported holding a group of.
+fn last_logs(r: &pb::ProbeReply) -> impl Iterator<Item = (&str, Option<LastLog>)> {
+    r.groups.iter().filter(|g| !g.voters.is_empty()).map(|g| {
+        let log = g.last_log.as_ref().map(|l| LastLog {
+            term: l.term,
+            index: l.index,
+        });
+        (g.shard.as_str(), log)
+    })
 }
 
 /// The voters this node would start a group with (sorted): the listed
@@ -187,15 +202,32 @@ async fn probe(shared: &Shared, node: &NodeName) -> Option<pb::ProbeReply> {
     reply.decode::<pb::ProbeReply>(T_PROBE_REPLY).ok()
 }
 
-/// Probes every linked node.
+/// Probes every linked node; keeps each core's report of its logs (see
+/// [`RaftShards::check_leaders`]).
 async fn probe_all(shared: &Shared) -> Vec<(NodeName, pb::ProbeReply)> {
     let peers = shared.handle.connected();
-    let replies = join_all(peers.iter().map(|p| probe(shared, p))).await;
-    peers
+    // Each reply with when it came (a slow probe must not make the others
+    // look newer than they are).
+    let replies = join_all(
+        peers
+            .iter()
+            .map(|p| async move { probe(shared, p).await.map(|r| (r, Instant::now())) }),
+    )
+    .await;
+    let mut probes = Vec::with_capacity(replies.len());
+    for (node, (r, at)) in peers
         .into_iter()
         .zip(replies)
         .filter_map(|(p, r)| r.map(|r| (p, r)))
-        .collect()
+    {
+        if let (true, Some(rafts)) = (r.core, &shared.rafts) {
+            for (shard, log) in last_logs(&r) {
+                rafts.note_log(&node, shard, at, log);
+            }
+        }
+        probes.push((node, r));
+    }
+    probes
 }
 
 /// A leader's report of `shard`'s group among the probes: the group as its

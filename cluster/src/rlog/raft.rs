@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
+pub(crate) use self::elect::LastLog;
+use self::elect::{defer_to, LogReports};
 use super::feed::ops_to_pb;
 use super::node::{Tables, RLOG, T_WRITE, T_WRITE_REPLY};
 use super::storage::{clear_shard, open_db, LogStore, StateMachine};
@@ -103,6 +105,8 @@ fn raft_name(shard: &str) -> String {
     format!("girder.rlog.raft.{shard}")
 }
 
+mod elect;
+
 const T_APPEND: &str = "girder.rlog.raft.Append";
 const T_VOTE: &str = "girder.rlog.raft.Vote";
 const T_SNAPSHOT: &str = "girder.rlog.raft.Snapshot";
@@ -122,6 +126,8 @@ pub(crate) struct GroupView {
     pub(crate) term: u64,
     /// The last log index applied here.
     pub(crate) applied: u64,
+    /// The last entry of this core's log (`None`: the log is empty).
+    pub(crate) last_log: Option<LastLog>,
 }
 
 /// The consensus shards of a core.
@@ -132,6 +138,8 @@ pub(crate) struct RaftShards {
     queues: HashMap<String, mpsc::UnboundedSender<Pending>>,
     heartbeat: Duration,
     watch: parking_lot::Mutex<HashMap<String, Watch>>,
+    /// Each core's latest report of each shard's log.
+    reports: Arc<LogReports>,
     /// What a reset needs to build a shard's Raft again.
     db: Arc<redb::Database>,
     config: Arc<Config>,
@@ -176,6 +184,7 @@ impl RaftShards {
             queues: HashMap::new(),
             heartbeat: Duration::from_millis(hb),
             watch: parking_lot::Mutex::new(HashMap::new()),
+            reports: Arc::new(LogReports::default()),
             db,
             config,
             opts: opts.clone(),
@@ -225,6 +234,7 @@ impl RaftShards {
         let net = Net {
             handle: self.handle.clone(),
             shard: shard.to_owned(),
+            reports: self.reports.clone(),
         };
         let raft = Raft::new(node_id(&me), self.config.clone(), net, log, sm)
             .await
@@ -270,7 +280,19 @@ impl RaftShards {
             leading: m.state == ServerState::Leader,
             term: m.current_term,
             applied: m.last_applied.map_or(0, |l| l.index),
+            last_log: raft
+                .data_metrics()
+                .borrow()
+                .last_log
+                .as_ref()
+                .map(LastLog::of),
         }
+    }
+
+    /// Keeps a core's report of a shard's last log (from a probe reply
+    /// that came `at`).
+    pub(crate) fn note_log(&self, node: &NodeName, shard: &str, at: Instant, log: Option<LastLog>) {
+        self.reports.note(node, shard, at, log);
     }
 
     /// Starts a shard's group with these voters (a fresh core only:
@@ -318,32 +340,40 @@ impl RaftShards {
     /// for nothing), at most `ELECT_TRIES` times, a random 1–2 heartbeats
     /// apart (which also separates split votes).
     ///
-    /// Every survivor does this: a first vote request may be refused by a
-    /// survivor whose lease of the lost leader still runs, but a candidate
-    /// holds no lease, so a next round elects one of them. Raft's rules are
-    /// unchanged (a vote needs a majority and an up-to-date log): this only
-    /// changes when an election starts.
+    /// Every survivor does this, but after its first try a survivor to
+    /// which a reachable voter reported a strictly more up-to-date log (see
+    /// [`defer_to`]) starts no more: it cannot win, and each election it
+    /// started would raise the term and spend its vote on itself, keeping
+    /// the voter that can win from winning. A first vote request may be
+    /// refused by a survivor whose lease of the lost leader still runs; a
+    /// candidate holds no lease (hence the first try of every survivor), so
+    /// a next round elects one of them. Raft's rules are
+    /// unchanged (a vote needs a majority and an up-to-date log), and
+    /// openraft's own election timeout still runs: this only changes when
+    /// an election starts, and who starts it.
     pub(crate) fn check_leaders(&self, handle: &ClusterHandle, down: Option<&NodeName>) {
         let connected = handle.connected();
         let me = handle.node();
         let now = Instant::now();
         let mut watch = self.watch.lock();
+        if let Some(down) = down {
+            self.reports.forget(down);
+        }
         let rafts = self.rafts.read().clone();
         for (shard, raft) in &rafts {
             let m = raft.metrics().borrow().clone();
             // A majority of the group's voters as this core knows them.
-            let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
-            let reachable = voters
-                .iter()
-                .filter(|v| {
-                    m.membership_config
-                        .membership()
-                        .get_node(v)
+            let membership = m.membership_config.membership();
+            let reachable: Vec<NodeName> = membership
+                .voter_ids()
+                .filter_map(|v| {
+                    membership
+                        .get_node(&v)
                         .and_then(|n| NodeName::parse(&n.addr).ok())
-                        .is_some_and(|n| n == *me || connected.contains(&n))
                 })
-                .count();
-            let electable = reachable * 2 > voters.len();
+                .filter(|n| n == me || connected.contains(n))
+                .collect();
+            let electable = reachable.len() * 2 > membership.voter_ids().count();
             let leader = m.current_leader.and_then(|l| {
                 m.membership_config
                     .nodes()
@@ -369,12 +399,33 @@ impl RaftShards {
                 lost: lost.clone(),
                 next_try: now + self.heartbeat * 2,
                 tries: 0,
+                deferred: false,
             });
             if down == Some(&lost) && w.tries == 0 {
                 info!(%shard, leader = %lost, "rlog: link to the raft leader lost");
                 w.next_try = now;
             }
             if !electable || now < w.next_try || w.tries >= ELECT_TRIES {
+                continue;
+            }
+            let mine = raft
+                .data_metrics()
+                .borrow()
+                .last_log
+                .as_ref()
+                .map(LastLog::of);
+            let peers: Vec<NodeName> = reachable.into_iter().filter(|n| n != me).collect();
+            // The first try is always made: a vote for itself ends the lost
+            // leader's lease this core holds (which would refuse the other's
+            // requests for up to `election_timeout_max`).
+            let ahead = (w.tries > 0)
+                .then(|| defer_to(mine, &self.reports.of(shard, &peers, now)))
+                .flatten();
+            if let Some(peer) = ahead {
+                if !w.deferred {
+                    w.deferred = true;
+                    info!(%shard, %peer, ?mine, "rlog: a reachable voter has a more up-to-date log, leaving the election to it");
+                }
                 continue;
             }
             w.tries += 1;
@@ -434,6 +485,8 @@ struct Watch {
     lost: NodeName,
     next_try: Instant,
     tries: u32,
+    /// An election was left to a voter with a more up-to-date log (logged).
+    deferred: bool,
 }
 
 /// Most elections [`RaftShards::check_leaders`] starts for one loss of a
@@ -570,6 +623,7 @@ async fn serve(raft: Raft<TypeConfig>, mut rx: mpsc::UnboundedReceiver<RemoteMes
 pub(crate) struct Net {
     handle: ClusterHandle,
     shard: String,
+    reports: Arc<LogReports>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Net {
@@ -579,6 +633,8 @@ impl RaftNetworkFactory<TypeConfig> for Net {
         Conn {
             handle: self.handle.clone(),
             name: raft_name(&self.shard),
+            shard: self.shard.clone(),
+            reports: self.reports.clone(),
             target,
             to: NodeName::parse(&node.addr).ok(),
         }
@@ -590,6 +646,9 @@ impl RaftNetworkFactory<TypeConfig> for Net {
 pub(crate) struct Conn {
     handle: ClusterHandle,
     name: String,
+    shard: String,
+    /// Where a vote reply's report of the voter's log is kept.
+    reports: Arc<LogReports>,
     target: u64,
     to: Option<NodeName>,
 }
@@ -655,9 +714,15 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        let r = self.rpc(T_VOTE, &rpc, &option).await;
-        if let Err(e) = &r {
-            tracing::debug!(cause = %e, "raft vote rpc failed");
+        let r: Result<VoteResponse<u64>, _> = self.rpc(T_VOTE, &rpc, &option).await;
+        match (&r, &self.to) {
+            (Ok(resp), Some(to)) => {
+                // The voter's log as it is now: fresher than its last probe.
+                let log = resp.last_log_id.as_ref().map(LastLog::of);
+                self.reports.note(to, &self.shard, Instant::now(), log);
+            }
+            (Err(e), _) => tracing::debug!(cause = %e, "raft vote rpc failed"),
+            _ => {}
         }
         r
     }
