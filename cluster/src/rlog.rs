@@ -346,8 +346,16 @@ impl Rlog {
     /// A consensus write: the ops (all in `shard`'s tables) are committed
     /// once a majority of cores holds them, in one log entry. Returns the log
     /// index. On a replicant it is sent to a core.
+    ///
+    /// The write is applied at most once, however often it is sent again
+    /// (after a timeout or a lost answer): it carries an id (this node, its
+    /// incarnation, a sequence number) that the state machine of every node
+    /// checks against the ids it applied. The returned index is the one at
+    /// which it took effect. A write is told apart from the ones of its
+    /// origin for 65536 later writes of that origin: one overtaken by more
+    /// is not applied.
     pub async fn write(&self, shard: &str, ops: Vec<Op>) -> Result<u64, RlogError> {
-        self.inner.write(shard, ops).await
+        self.inner.write_once(shard, ops).await
     }
 
     /// Waits until this node has applied `shard`'s log up to `index`

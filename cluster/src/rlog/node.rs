@@ -46,6 +46,11 @@ pub(crate) fn shard_feed(shard: &str) -> String {
     format!("shard:{shard}")
 }
 
+/// The origin of a node incarnation's consensus write ids.
+pub(crate) fn write_origin(node: &NodeName, incarnation: u64) -> bytes::Bytes {
+    bytes::Bytes::from(format!("{node}/{incarnation}"))
+}
+
 /// Milliseconds since the epoch.
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
@@ -104,6 +109,8 @@ pub(crate) struct Shared {
     pub(crate) opts: RlogOptions,
     pub(crate) me: NodeName,
     pub(crate) incarnation: u64,
+    /// The last sequence number given to a consensus write of this node.
+    write_seq: std::sync::atomic::AtomicU64,
     pub(crate) tables: Arc<Tables>,
     follows: Mutex<HashMap<Scope, Following>>,
     down_since: Mutex<HashMap<NodeName, Instant>>,
@@ -144,8 +151,10 @@ impl Shared {
             OWNED_FEED.to_owned(),
             Feed::new(OWNED_FEED, incarnation, 0, opts.retain, opts.window),
         );
+        let mut store = Store::new(shard_of);
+        store.set_origin(write_origin(handle.node(), incarnation));
         let tables = Arc::new(Tables {
-            store: RwLock::new(Store::new(shard_of)),
+            store: RwLock::new(store),
             served: Mutex::new(served),
             kick: Notify::new(),
         });
@@ -160,6 +169,7 @@ impl Shared {
             opts,
             me,
             incarnation,
+            write_seq: std::sync::atomic::AtomicU64::new(0),
             tables,
             follows: Mutex::new(HashMap::new()),
             down_since: Mutex::new(HashMap::new()),
@@ -233,6 +243,57 @@ impl Shared {
         };
         self.tables.kick.notify_one();
         Ok(pos)
+    }
+
+    /// A consensus write entering here: it gets this node's next write id,
+    /// which every retry and forward carries, so it is applied at most once
+    /// (`Store::apply_at`). Returns the index at which it took effect when
+    /// the answered attempt was a copy skipped as already applied.
+    pub(crate) async fn write_once(&self, shard: &str, ops: Vec<Op>) -> Result<u64, RlogError> {
+        if self.shard_kind(shard) != Some(ShardKind::Consensus) {
+            return Err(RlogError::UnknownShard(shard.to_owned()));
+        }
+        let covers = u32::try_from(ops.len())
+            .map_err(|_| RlogError::InvalidOption("too many ops in one write".into()))?;
+        let seq = self
+            .write_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let origin = write_origin(&self.me, self.incarnation);
+        let mut all = Vec::with_capacity(ops.len() + 1);
+        all.push(Op::write_id(shard, &origin, seq, covers));
+        all.extend(ops);
+        let started = Instant::now();
+        let index = match self.write(shard, all).await {
+            Ok(index) => index,
+            Err(e) => {
+                self.tables.store.write().take_applied(seq);
+                return Err(e);
+            }
+        };
+        // Entries apply in order: once `index` is applied here, the first
+        // copy of this write that took effect has been too.
+        let taken = self.tables.store.write().take_applied(seq);
+        let taken = match taken {
+            Some(t) => Some(t),
+            None if self.applied(shard) >= index => None,
+            None => {
+                let left = self
+                    .opts
+                    .write_timeout
+                    .saturating_sub(started.elapsed())
+                    .max(Duration::from_millis(100));
+                self.wait_applied(shard, index, left).await;
+                self.tables.store.write().take_applied(seq)
+            }
+        };
+        Ok(match taken {
+            Some(t) if t > 0 && t < index => {
+                debug!(%shard, seq, answered = index, applied = t, "rlog write sent twice, applied once");
+                t
+            }
+            _ => index,
+        })
     }
 
     pub(crate) async fn write(&self, shard: &str, ops: Vec<Op>) -> Result<u64, RlogError> {
@@ -393,6 +454,8 @@ impl Shared {
         let Some(f) = follows.get_mut(&scope) else {
             return;
         };
+        // Entries of a push apply at consecutive indexes after this.
+        let mut index = f.follow.pos;
         let (steps, times) = f.follow.on_push(from, push);
         let mut ack = None;
         let mut resubscribe = false;
@@ -403,7 +466,10 @@ impl Shared {
                     (Step::Clear, Scope::Owner(o)) => store.clear_owner(o),
                     (Step::Clear, Scope::Shard(s)) => store.clear_shard(s),
                     (Step::Apply(ops), Scope::Owner(o)) => store.apply_owned(o, &ops),
-                    (Step::Apply(ops), Scope::Shard(_)) => store.apply(&ops),
+                    (Step::Apply(ops), Scope::Shard(_)) => {
+                        index += 1;
+                        store.apply_at(&ops, index);
+                    }
                     (Step::Ack(p), _) => ack = Some(p),
                     (Step::Resubscribe, _) => resubscribe = true,
                 }

@@ -394,7 +394,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             };
             {
                 let mut served = self.tables.served.lock();
-                self.tables.store.write().apply(&ops_from_pb(ops.clone()));
+                self.tables
+                    .store
+                    .write()
+                    .apply_at(&ops_from_pb(ops.clone()), e.log_id.index);
                 if let Some(feed) = served.get_mut(&feed_name) {
                     feed.append(e.log_id.index, ops, at);
                 }

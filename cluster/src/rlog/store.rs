@@ -135,6 +135,120 @@ impl Op {
 /// cannot contain NUL, so no row of the broker's tables starts with it.
 pub const GUARD_PREFIX: &[u8] = b"\0guard\0";
 
+/// The key prefix of a write id op (see [`Store::apply`]).
+const WRITE_ID_PREFIX: &[u8] = b"\0write\0";
+
+/// Sequences of one origin below its highest applied one that are still
+/// told apart: a write overtaken by this many later writes of the same
+/// origin (node incarnation) is no longer applied.
+pub(crate) const ONCE_WINDOW: u64 = 65_536;
+
+/// The hidden table of a consensus shard that holds, per origin (a node
+/// incarnation), the write sequences applied (see [`once_admit`]).
+pub(crate) fn written_table(shard: &str) -> String {
+    format!("\0written.{shard}")
+}
+
+impl Op {
+    /// The id of one consensus write (`origin`'s `seq`-th), put before its
+    /// `covers` ops: the state machine applies them only the first time it
+    /// sees this id, so a write sent again after a lost answer is applied
+    /// once. The op itself changes only the shard's hidden written table.
+    pub(crate) fn write_id(shard: &str, origin: &[u8], seq: u64, covers: u32) -> Self {
+        let mut k = Vec::with_capacity(WRITE_ID_PREFIX.len() + 12 + origin.len());
+        k.extend_from_slice(WRITE_ID_PREFIX);
+        k.extend_from_slice(covers.to_string().as_bytes());
+        k.push(0);
+        k.extend_from_slice(origin);
+        Self {
+            table: written_table(shard),
+            key: k.into(),
+            value: Some(Bytes::copy_from_slice(&seq.to_be_bytes())),
+        }
+    }
+
+    /// For a write id op: (ops it covers, origin, sequence).
+    fn as_write_id(&self) -> Option<(usize, &[u8], u64)> {
+        let rest = self.key.strip_prefix(WRITE_ID_PREFIX)?;
+        let at = rest.iter().position(|b| *b == 0)?;
+        let covers = std::str::from_utf8(&rest[..at]).ok()?.parse().ok()?;
+        let seq = u64::from_be_bytes(self.value.as_deref()?.try_into().ok()?);
+        Some((covers, &rest[at + 1..], seq))
+    }
+}
+
+/// The dedup decision for `seq` of an origin whose written row is `row`:
+/// the new row when `seq` was not applied yet, `None` when it was (or is
+/// [`ONCE_WINDOW`] or more below the highest applied one, and so is taken
+/// as applied). A row is the highest sequence applied (8 bytes, big
+/// endian) then a bitmap of the missing ones below it: bit `i` (byte
+/// `i / 8`, bit `i % 8`) set when `high - 1 - i` was not applied, trailing
+/// zero bytes left out (in order, a row is 8 bytes).
+pub(crate) fn once_admit(row: Option<&[u8]>, seq: u64) -> Option<Bytes> {
+    let (high, missing) = match row {
+        Some(r) if r.len() >= 8 => {
+            let mut h = [0u8; 8];
+            h.copy_from_slice(&r[..8]);
+            (u64::from_be_bytes(h), &r[8..])
+        }
+        _ => (0, &[][..]),
+    };
+    let is_missing = |i: u64| {
+        usize::try_from(i / 8)
+            .ok()
+            .and_then(|b| missing.get(b))
+            .is_some_and(|byte| byte & (1 << (i % 8)) != 0)
+    };
+    let mut out = Vec::with_capacity(8 + missing.len());
+    if seq > high {
+        // Every sequence in (high, seq) is missing; the old bits shift up
+        // past them and the old high (applied, or 0: no sequence).
+        let shift = seq - high;
+        let bytes = (ONCE_WINDOW / 8) as usize;
+        let mut map = vec![0u8; bytes.min(missing.len() + (shift / 8) as usize + 1)];
+        if shift < ONCE_WINDOW {
+            let (q, r) = ((shift / 8) as usize, (shift % 8) as u32);
+            for (b, out) in map.iter_mut().enumerate().skip(q) {
+                let lo = missing.get(b - q).copied().unwrap_or(0);
+                let carry = match (r, (b - q).checked_sub(1)) {
+                    (1.., Some(c)) => missing.get(c).copied().unwrap_or(0) >> (8 - r),
+                    _ => 0,
+                };
+                *out = (lo << r) | carry;
+            }
+        }
+        let fresh = (shift - 1).min(ONCE_WINDOW);
+        if map.len() * 8 < fresh as usize {
+            map.resize(fresh.div_ceil(8) as usize, 0);
+        }
+        for (b, byte) in map.iter_mut().enumerate() {
+            let from = b as u64 * 8;
+            if from + 8 <= fresh {
+                *byte = 0xff;
+            } else if from < fresh {
+                *byte |= (1u8 << (fresh - from)) - 1;
+            }
+        }
+        out.extend_from_slice(&seq.to_be_bytes());
+        out.extend_from_slice(&map);
+    } else {
+        if seq == high || high - seq > ONCE_WINDOW {
+            return None;
+        }
+        let i = high - 1 - seq;
+        if !is_missing(i) {
+            return None;
+        }
+        out.extend_from_slice(&high.to_be_bytes());
+        out.extend_from_slice(missing);
+        out[8 + (i / 8) as usize] &= !(1 << (i % 8));
+    }
+    while out.len() > 8 && out.last() == Some(&0) {
+        out.pop();
+    }
+    Some(Bytes::from(out))
+}
+
 #[derive(Debug, Default)]
 struct Table {
     /// Consensus rows.
@@ -151,7 +265,15 @@ pub(crate) struct Store {
     tables: HashMap<String, Table>,
     shard_of: HashMap<String, (String, ShardKind)>,
     watchers: HashMap<String, broadcast::Sender<Change>>,
+    /// This node's write origin (see [`Store::set_origin`]).
+    origin: Bytes,
+    /// This origin's writes applied here: sequence → log index (0: unknown).
+    own_applied: BTreeMap<u64, u64>,
 }
+
+/// Most entries of [`Store::own_applied`] kept (writes whose caller gave up
+/// are dropped oldest first).
+const OWN_APPLIED_MAX: usize = 8192;
 
 /// The capacity of a watcher's channel; a watcher that falls further behind
 /// gets `Lagged` and should re-read the table.
@@ -159,7 +281,16 @@ const WATCH_CAPACITY: usize = 4096;
 
 impl Store {
     /// A store with the given tables: name → (shard, kind).
-    pub(crate) fn new(shard_of: HashMap<String, (String, ShardKind)>) -> Self {
+    /// Every consensus shard also gets its hidden written table.
+    pub(crate) fn new(mut shard_of: HashMap<String, (String, ShardKind)>) -> Self {
+        let consensus: Vec<String> = shard_of
+            .values()
+            .filter(|(_, k)| *k == ShardKind::Consensus)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for shard in consensus {
+            shard_of.insert(written_table(&shard), (shard, ShardKind::Consensus));
+        }
         let tables = shard_of
             .keys()
             .map(|t| (t.clone(), Table::default()))
@@ -168,7 +299,21 @@ impl Store {
             tables,
             shard_of,
             watchers: HashMap::new(),
+            origin: Bytes::new(),
+            own_applied: BTreeMap::new(),
         }
+    }
+
+    /// Sets the origin of this node's writes, whose applied indexes
+    /// [`Store::take_applied`] reports.
+    pub(crate) fn set_origin(&mut self, origin: Bytes) {
+        self.origin = origin;
+    }
+
+    /// The log index at which this node's write `seq` was applied here, if
+    /// it was (0 when the index is not known), forgetting it.
+    pub(crate) fn take_applied(&mut self, seq: u64) -> Option<u64> {
+        self.own_applied.remove(&seq)
     }
 
     /// The shard and kind of a table.
@@ -192,12 +337,40 @@ impl Store {
             .subscribe()
     }
 
-    /// Applies consensus ops (unknown tables are skipped: a newer peer's table).
+    /// Applies consensus ops (unknown tables are skipped: a newer peer's
+    /// table) of an entry whose index is not known (rows of a copy).
     pub(crate) fn apply(&mut self, ops: &[Op]) {
+        self.apply_at(ops, 0);
+    }
+
+    /// Applies the consensus ops of the entry at log `index`. A write id op
+    /// ([`Op::write_id`]) whose id this shard already applied skips the
+    /// ops it covers (no row changes, no change is emitted); otherwise it
+    /// is recorded in the shard's written table. Every node applies the
+    /// same entries to the same rows, so every node makes the same choice.
+    pub(crate) fn apply_at(&mut self, ops: &[Op], index: u64) {
         let mut skip = 0;
         for op in ops {
             if skip > 0 {
                 skip -= 1;
+                continue;
+            }
+            if let Some((covers, origin, seq)) = op.as_write_id() {
+                let Some(t) = self.tables.get_mut(&op.table) else {
+                    continue;
+                };
+                match once_admit(t.rows.get(origin).map(|r| &r[..]), seq) {
+                    Some(row) => {
+                        t.rows.insert(Bytes::copy_from_slice(origin), row);
+                        if origin == &self.origin[..] {
+                            self.own_applied.insert(seq, index);
+                            while self.own_applied.len() > OWN_APPLIED_MAX {
+                                self.own_applied.pop_first();
+                            }
+                        }
+                    }
+                    None => skip = covers,
+                }
                 continue;
             }
             if let Some((then, key)) = op.as_guard() {
@@ -461,5 +634,128 @@ mod tests {
         ]);
         assert_eq!(s.get("users", b"k"), b("3"));
         assert_eq!(s.count("users"), 3);
+    }
+
+    fn admit_all(seqs: &[u64]) -> (Option<Bytes>, Vec<bool>) {
+        let mut row: Option<Bytes> = None;
+        let mut taken = Vec::new();
+        for &q in seqs {
+            match once_admit(row.as_deref(), q) {
+                Some(r) => {
+                    row = Some(r);
+                    taken.push(true);
+                }
+                None => taken.push(false),
+            }
+        }
+        (row, taken)
+    }
+
+    #[test]
+    fn write_ids_in_order_are_each_applied_once_and_keep_the_row_small() {
+        let seqs: Vec<u64> = (1..=1000).collect();
+        let (row, taken) = admit_all(&seqs);
+        assert!(taken.iter().all(|t| *t));
+        assert_eq!(row.as_deref().map(<[u8]>::len), Some(8));
+        let row = row.expect("a row");
+        for q in [1, 500, 1000] {
+            assert_eq!(once_admit(Some(&row), q), None, "seq {q} twice");
+        }
+        assert!(once_admit(Some(&row), 1001).is_some());
+    }
+
+    #[test]
+    fn write_ids_out_of_order_within_the_window_are_applied_once() {
+        // 3 and 5 are overtaken, then arrive, then arrive again.
+        let (_, taken) = admit_all(&[1, 2, 4, 6, 9000, 5, 3, 3, 5, 7, 8, 6, 9000]);
+        assert_eq!(
+            taken,
+            vec![true, true, true, true, true, true, true, false, false, true, true, false, false]
+        );
+        // A first write of an origin seen at 5: 1 to 4 are still to come.
+        let (_, taken) = admit_all(&[5, 2, 2, 1, 4, 3, 5]);
+        assert_eq!(taken, vec![true, true, false, true, true, true, false]);
+    }
+
+    #[test]
+    fn a_write_id_beyond_the_window_is_not_applied() {
+        let w = ONCE_WINDOW;
+        // 2 is missing; it is still applied while within the window.
+        let (_, taken) = admit_all(&[1, w + 2, 2]);
+        assert_eq!(taken, vec![true, true, true]);
+        // One more later write, and it is out of the window.
+        let (row, taken) = admit_all(&[1, w + 3, 2]);
+        assert_eq!(taken, vec![true, true, false]);
+        // However many are missing, a row stays within the window's bits.
+        let row = row.expect("a row");
+        let row = once_admit(Some(&row), 3 * w).expect("later write");
+        assert_eq!(row.len(), 8 + (w as usize) / 8);
+        // Bits move up one per write and fall out at the window's end.
+        let row = once_admit(Some(&once_admit(None, 1).expect("first")), 3).expect("later");
+        assert_eq!(row.len(), 9);
+        let row = once_admit(Some(&row), 2 + w).expect("later write");
+        // 2 is the last bit, 3 (applied) the one before.
+        assert_eq!(row[row.len() - 1], 0xbf);
+        let row = once_admit(Some(&row), 3 + w).expect("later write");
+        assert_eq!(once_admit(Some(&row), 2), None);
+        assert_eq!(once_admit(Some(&row), 3), None);
+        assert!(once_admit(Some(&row), 4).is_some());
+    }
+
+    fn dedup_store() -> Store {
+        let mut s = store();
+        s.set_origin(Bytes::from_static(b"a@h/1"));
+        s
+    }
+
+    fn write(seq: u64, origin: &[u8], ops: Vec<Op>) -> Vec<Op> {
+        let mut v = vec![Op::write_id("auth", origin, seq, ops.len() as u32)];
+        v.extend(ops);
+        v
+    }
+
+    #[test]
+    fn a_write_applied_again_changes_no_row_and_emits_no_change() {
+        let mut s = dedup_store();
+        let mut w = s.watch("users");
+        let first = write(1, b"a@h/1", vec![Op::put("users", "k", "1")]);
+        // Group commit: two writes in one entry, each with its own id.
+        let mut entry = write(1, b"b@h/7", vec![Op::put("users", "j", "x")]);
+        entry.extend(first.clone());
+        s.apply_at(&entry, 10);
+        s.apply_at(&write(2, b"a@h/1", vec![Op::put("users", "k", "2")]), 11);
+        // The first write sent again lands after the second one.
+        s.apply_at(&first, 12);
+        assert_eq!(s.get("users", b"k"), Some(Bytes::from("2")));
+        assert_eq!(s.get("users", b"j"), Some(Bytes::from("x")));
+        let changes: Vec<Change> = std::iter::from_fn(|| w.try_recv().ok()).collect();
+        assert_eq!(changes.len(), 3);
+        assert_eq!(s.count("users"), 2);
+        // The writer learns the index its write took effect at.
+        assert_eq!(s.take_applied(1), Some(10));
+        assert_eq!(s.take_applied(2), Some(11));
+        assert_eq!(s.take_applied(1), None);
+        // Another origin's writes are not recorded as this node's.
+        assert_eq!(s.take_applied(7), None);
+    }
+
+    #[test]
+    fn written_ids_survive_a_copy_of_the_shard() {
+        let mut s = dedup_store();
+        let first = write(1, b"a@h/1", vec![Op::put("users", "k", "1")]);
+        s.apply_at(&first, 1);
+        s.apply_at(&write(2, b"a@h/1", vec![Op::put("users", "k", "2")]), 2);
+        // A snapshot carries the rows of the shard, the written table too.
+        let rows = s.shard_rows("auth");
+        assert_eq!(rows.len(), 2);
+        let mut copy = store();
+        copy.clear_shard("auth");
+        copy.apply(&rows);
+        copy.apply_at(&first, 3);
+        assert_eq!(copy.get("users", b"k"), Some(Bytes::from("2")));
+        // Without an id, ops apply as before.
+        copy.apply_at(&[Op::put("users", "k", "1")], 4);
+        copy.apply_at(&[Op::put("users", "k", "1")], 5);
+        assert_eq!(copy.get("users", b"k"), Some(Bytes::from("1")));
     }
 }
