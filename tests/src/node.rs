@@ -166,6 +166,30 @@ impl NodeProcess {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// Sends the signal `sig` (a name `kill` knows: `TERM`, `INT`, ...).
+    pub fn signal(&self, sig: &str) -> Result<()> {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()?;
+        if !status.success() {
+            bail!("kill -{sig} {} failed", self.pid());
+        }
+        Ok(())
+    }
+
+    /// Waits up to `limit` for the process to exit, returning its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Result<Option<i32>> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_wait()? {
+                return Ok(status.code());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("node still running after {limit:?}: {}", self.log())
+    }
 }
 
 impl Drop for NodeProcess {

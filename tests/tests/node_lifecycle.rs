@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use girder_tests::node::{free_port, girder_bin, NodeOptions, NodeProcess};
 
 fn run(args: &[&str]) -> Result<Output> {
@@ -16,34 +16,11 @@ fn run(args: &[&str]) -> Result<Output> {
         .with_context(|| format!("running girder {args:?}"))
 }
 
-fn signal(pid: u32, sig: &str) -> Result<()> {
-    let status = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()?;
-    if !status.success() {
-        bail!("kill -{sig} {pid} failed");
-    }
-    Ok(())
-}
-
-/// Waits for the node to exit, returning its exit code.
-fn wait_exit(node: &mut NodeProcess, limit: Duration) -> Result<Option<i32>> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(status) = node.try_wait()? {
-            return Ok(status.code());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("node still running after {limit:?}: {}", node.log())
-}
-
 #[test]
 fn sigterm_stops_the_node_cleanly() -> Result<()> {
     let mut node = NodeProcess::start()?;
-    signal(node.pid(), "TERM")?;
-    let code = wait_exit(&mut node, Duration::from_secs(20))?;
+    node.signal("TERM")?;
+    let code = node.wait_exit(Duration::from_secs(20))?;
     assert_eq!(code, Some(0), "log: {}", node.log());
     assert!(node.log().contains("node_stopped"), "log: {}", node.log());
     Ok(())
@@ -52,8 +29,8 @@ fn sigterm_stops_the_node_cleanly() -> Result<()> {
 #[test]
 fn sigint_stops_the_node_cleanly() -> Result<()> {
     let mut node = NodeProcess::start()?;
-    signal(node.pid(), "INT")?;
-    let code = wait_exit(&mut node, Duration::from_secs(20))?;
+    node.signal("INT")?;
+    let code = node.wait_exit(Duration::from_secs(20))?;
     assert_eq!(code, Some(0), "log: {}", node.log());
     Ok(())
 }

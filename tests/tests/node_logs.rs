@@ -63,7 +63,7 @@ fn console_enable_false_logs_nothing_on_stdout() -> Result<()> {
 async fn log_file_rotates_at_its_size_and_keeps_its_count() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("girder.log");
-    let node = start(&format!(
+    let mut node = start(&format!(
         "log.file {{ enable = true, level = debug, formatter = text, path = {:?}, \
          rotation_size = 1KB, rotation_count = 2 }}\n",
         path.display().to_string()
@@ -81,7 +81,12 @@ async fn log_file_rotates_at_its_size_and_keeps_its_count() -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A rotation renames the files up one place and then removes the one
+    // past the count: stop the node so that none is half done.
+    node.signal("TERM")?;
+    node.wait_exit(Duration::from_secs(20))?;
     assert!(path.exists());
+    assert!(rotated(2).exists());
     assert!(!rotated(3).exists(), "rotation_count = 2 keeps two files");
     let size = std::fs::metadata(rotated(1))?.len();
     assert!(
