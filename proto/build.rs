@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/girder/dist/v1/dist.proto",
         "proto/girder/admin/v1/admin.proto",
         "proto/girder/rlog/v1/rlog.proto",
+        "proto/girder/broker/v1/broker.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
@@ -13,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure()
         .bytes(".girder.dist.v1.Payload.data")
+        .bytes(".girder.broker.v1")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -21,6 +21,7 @@
 //! - [`cm`]: client id → channel actor (EMQX's `emqx_cm`).
 //! - [`metrics`]: counters with EMQX's names.
 //! - [`settings`]: configuration → settings of the parts.
+//! - [`wire`]: broker messages to and from their form between nodes.
 //!
 //! [`Node::start`]: node::Node::start
 //! [`NodeShared`]: node::NodeShared
@@ -35,5 +36,6 @@ pub mod node;
 pub mod retainer;
 pub mod router;
 pub mod settings;
+pub mod wire;
 
 pub use node::{Node, NodeError, NodeShared};

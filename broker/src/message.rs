@@ -149,6 +149,31 @@ impl Message {
         }
     }
 
+    /// A message with no expiry and no properties, received at
+    /// `received_at`: the start of one that did not come from a PUBLISH of
+    /// this node (another node's, a will, a `$SYS` message).
+    pub fn new(
+        topic: ByteStr,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        from: ByteStr,
+        received_at: Instant,
+    ) -> Self {
+        Self {
+            topic,
+            payload,
+            qos,
+            retain,
+            from,
+            received_at,
+            expires_at: None,
+            expiry_sent: false,
+            properties: MessageProperties::default(),
+            frames: FrameCache::default(),
+        }
+    }
+
     /// A copy whose strings and bytes have allocations of their own, for a
     /// message kept long (the retained store): decoded fields are slices of
     /// the read buffer they arrived in and would keep all of it alive.

@@ -8,8 +8,12 @@
 //!   uses it; it converts these types to its own at the boundary.
 //! - `proto/girder/admin/v1/admin.proto` → [`admin`]: the admin API served on
 //!   `admin.bind` and called by `girder ctl`.
+//! - `proto/girder/rlog/v1/rlog.proto` → [`rlog`]: the replicated tables':
+//!   feeds, snapshots and forwarded writes.
+//! - `proto/girder/broker/v1/broker.proto` → [`broker`]: messages routed
+//!   between nodes (a publisher's node forwarding to subscribers' nodes).
 //!
-//! Both are versioned packages (`v1`); changes are additive only so that
+//! All are versioned packages (`v1`); changes are additive only so that
 //! adjacent releases interoperate.
 
 /// The distribution protocol (`girder.dist.v1`).
@@ -28,4 +32,10 @@ pub mod admin {
 #[allow(missing_docs, unreachable_pub, clippy::all)]
 pub mod rlog {
     tonic::include_proto!("girder.rlog.v1");
+}
+
+/// Messages routed between the broker's nodes (`girder.broker.v1`).
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod broker {
+    tonic::include_proto!("girder.broker.v1");
 }
