@@ -525,7 +525,19 @@ impl ChannelActor {
     /// have new deadlines checked in time.
     fn finish(&mut self, ctx: &mut Context<Self>) {
         if let Some(batch) = self.batch.as_mut().filter(|b| !b.is_empty()) {
-            self.shared.router.flush(batch);
+            if let Some(accepted) = self.shared.router.flush(batch) {
+                // QoS 1/2 messages went to other nodes: what this handler
+                // wrote (their PUBACKs and PUBRECs among it) waits until
+                // those nodes have routed them, and so does everything
+                // else the actor would do.
+                ctx.wait(
+                    actix::fut::wrap_future(accepted).map(|(), act: &mut Self, ctx| {
+                        act.flush(ctx);
+                        act.arm(ctx);
+                    }),
+                );
+                return;
+            }
         }
         self.flush(ctx);
         self.arm(ctx);

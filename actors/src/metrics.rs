@@ -40,6 +40,11 @@ metrics! {
     delivery_dropped_too_large => "emqx_delivery_dropped_too_large",
     /// Deliveries dropped because a subscriber's mailbox was full.
     delivery_dropped_queue_full => "emqx_delivery_dropped_queue_full",
+    /// Messages sent to other nodes' subscribers (once per node).
+    messages_forward => "emqx_messages_forward",
+    /// Forwards to another node that it did not confirm (its link went down,
+    /// or it did not answer in time).
+    messages_forward_failed => "emqx_messages_forward_failed",
     /// Retained messages refused by the store's limits.
     retained_refused => "emqx_retained_refused",
     /// Bytes received from clients.

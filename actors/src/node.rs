@@ -8,6 +8,8 @@
 //! ├─ router (one_for_one)
 //! │  └─ shard:0..N                 permanent: the route rows of one index
 //! │                                shard each (see `router::shard`)
+//! ├─ route_follower                permanent: the other nodes' route rows
+//! │                                into the router (see `router::follow`)
 //! ├─ retainer                      with `retainer.msg_clear_interval`
 //! └─ listeners (one_for_one)
 //!    └─ listener:tcp:<name> (rest_for_one)
@@ -36,7 +38,7 @@ use crate::cluster::{ClusterSide, CLIENTS, ROUTES};
 use crate::cm::{ClientRegistry, ClientTable};
 use crate::listener::{BoundListener, ListenerContext, ListenerSettings};
 use crate::metrics::Metrics;
-use crate::router::{RouteTable, Router, RoutingShard};
+use crate::router::{ForwardReceiver, RouteFollower, RouteTable, Router, RoutingShard, FORWARD};
 use crate::settings;
 
 /// What every channel actor of the node shares.
@@ -139,8 +141,13 @@ impl Node {
                 rlog: cluster.rlog.clone(),
                 table: ROUTES,
                 node: cluster.handle.node().clone(),
+                cluster: cluster.handle.clone(),
             }),
         ));
+        cluster
+            .handle
+            .register(FORWARD, ForwardReceiver::new(Arc::clone(&router)))
+            .map_err(|e| NodeError::Cluster(format!("{FORWARD}: {e}")))?;
         let shared = Arc::new(NodeShared {
             router,
             cm: ClientRegistry::new(Some(ClientTable {
@@ -164,6 +171,9 @@ impl Node {
         let mut root = SupervisorSpec::new(SupFlags::new(Strategy::OneForOne))
             .pool(pool)
             .child(RoutingShard::supervisor(&shared.router));
+        if let Some(follower) = RouteFollower::child_spec(&shared.router) {
+            root = root.child(follower);
+        }
         if let Some(interval) = settings::retained_clear_interval(config) {
             let router = Arc::clone(&shared.router);
             root = root.child(crate::retainer::RetainedClearer::child_spec(

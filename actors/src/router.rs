@@ -11,6 +11,10 @@
 //!                                            route table row (rlog)
 //!  channel actor ── route(message, batch) ───► routing::Router (read locks)
 //!                ── flush(batch) ─────────────► each subscriber's mailbox
+//!                                 └───────────► each other node's link:
+//!                                               one Forward per node
+//!  other node's link ── Forward ─► forward::ForwardReceiver ─► route_forwarded
+//!  route table (other nodes' rows) ─► follow::RouteFollower ─► remote routes
 //! ```
 //!
 //! There is no router actor on the publish path (DESIGN §3: no round trip
@@ -24,14 +28,24 @@
 //!
 //! Route rows are written by the routing shard actors ([`shard`]), one per
 //! index shard under the `router` supervisor; a restarted one rebuilds its
-//! part of the route table from the index.
+//! part of the route table from the index. The other nodes' rows are
+//! followed by [`follow::RouteFollower`] into the pure router's remote
+//! routes; messages for another node leave in one `Forward` per node and
+//! flush, over that node's link, in publish order, and arrive at its
+//! [`forward::ForwardReceiver`].
 //!
 //! # Layout
 //!
 //! - this file: [`Router`], [`Mailbox`], [`RouterConfig`], [`RouteTable`].
 //! - [`shard`]: [`RoutingShard`], the supervised writer of one shard's route
 //!   rows.
+//! - [`forward`]: sending a batch's messages to other nodes, and receiving
+//!   theirs.
+//! - [`follow`]: [`RouteFollower`], the supervised follower of the other
+//!   nodes' route rows.
 
+pub mod follow;
+pub mod forward;
 pub mod shard;
 
 use std::collections::HashSet;
@@ -45,12 +59,14 @@ use girder_broker::codec::ByteStr;
 use girder_broker::message::{Delivery, Message, SubOpts};
 use girder_broker::routing::{self, RetainOutcome, RouteChange, RoutingConfig};
 use girder_cluster::rlog::Rlog;
-use girder_cluster::NodeName;
+use girder_cluster::{ClusterHandle, NodeName};
 use parking_lot::Mutex;
 use tracing::warn;
 
 use crate::metrics::Metrics;
 
+pub use follow::RouteFollower;
+pub use forward::{Accepted, ForwardReceiver, FORWARD};
 use shard::WriteRoute;
 pub use shard::{shard_name, RoutingShard};
 
@@ -88,6 +104,8 @@ pub struct RouteTable {
     pub table: &'static str,
     /// This node, the owner of its rows.
     pub node: NodeName,
+    /// The distribution layer, over which messages for other nodes go.
+    pub cluster: ClusterHandle,
 }
 
 /// The node's routing: shared by every channel actor (`Arc<Router<S>>`).
@@ -134,29 +152,30 @@ impl<S: Mailbox> Router<S> {
         let Some(change) = change.filter(|_| self.routes.is_some()) else {
             return;
         };
-        let shard = self.routing.shard_of(change.filter());
+        let shard = self.routing.shard_of(change.key());
         let actor = self.shard_actors.get(shard).map(|slot| slot.lock());
         match actor.as_deref() {
-            Some(Some(actor)) => actor.do_send(WriteRoute(change.into_filter())),
+            Some(Some(actor)) => actor.do_send(WriteRoute(change.into_key())),
             _ => {
                 drop(actor);
-                self.write_route_row(change.filter());
+                self.write_route_row(change.key());
             }
         }
     }
 
-    /// Writes the route row of `filter` as the index is now: present while
-    /// a subscription or group uses it. A change overtaken by a later one
-    /// writes the later state (twice at worst), never a stale one.
-    pub(crate) fn write_route_row(&self, filter: &str) {
+    /// Writes the route row of `key` (a filter with plain subscriptions, or
+    /// `$share/{group}/{filter}`) as the index is now: present while a
+    /// subscription or group member uses it. A change overtaken by a later
+    /// one writes the later state (twice at worst), never a stale one.
+    pub(crate) fn write_route_row(&self, key: &str) {
         let Some(routes) = &self.routes else {
             return;
         };
         let _serial = self.route_writes.lock();
-        let value = self.routing.is_used(filter).then(Bytes::new);
-        let key = Bytes::copy_from_slice(filter.as_bytes());
-        if let Err(err) = routes.rlog.write_owned(routes.table, key, value) {
-            warn!(%filter, cause = %err, "route row not written");
+        let value = self.routing.is_used(key).then(Bytes::new);
+        let row = Bytes::copy_from_slice(key.as_bytes());
+        if let Err(err) = routes.rlog.write_owned(routes.table, row, value) {
+            warn!(route = %key, cause = %err, "route row not written");
         }
     }
 
@@ -165,10 +184,9 @@ impl<S: Mailbox> Router<S> {
         self.routing.shard_count()
     }
 
-    /// The index shard of `filter` (as subscribed, without a `$share/`
-    /// prefix).
-    pub fn shard_of(&self, filter: &str) -> usize {
-        self.routing.shard_of(filter)
+    /// The index shard of the route key `key`.
+    pub fn shard_of(&self, key: &str) -> usize {
+        self.routing.shard_of(key)
     }
 
     /// Route changes of `shard` go to `actor` from now on. Returns whether
@@ -197,7 +215,7 @@ impl<S: Mailbox> Router<S> {
             })
             .map(|(key, _, _)| key)
             .collect();
-        let used = self.routing.used_filters(shard);
+        let used = self.routing.used_keys(shard);
         let mut written = 0;
         let mut write = |key: Bytes, value: Option<Bytes>| {
             written += 1;
@@ -241,14 +259,36 @@ impl<S: Mailbox> Router<S> {
         self.write_route(change);
     }
 
-    /// Matches `message` against every subscription and adds one delivery
-    /// per matching subscription (one per shared group) to `batch`. Returns
-    /// how many subscriptions matched. (The outcome's remote nodes are
-    /// always none yet: no cross-node delivery.)
+    /// Matches `message` against every subscription, of this node and of
+    /// the others (see [`routing::Router::route`]), into `batch`. Returns
+    /// how many local subscriptions and other nodes it goes to.
     pub fn route(&self, message: &Arc<Message>, batch: &mut DeliveryBatch<S>) -> usize {
         let outcome = self.routing.route(message, batch);
-        self.metrics.messages_routed(outcome.local);
-        outcome.local
+        let matched = outcome.local + outcome.remote;
+        self.metrics.messages_routed(matched);
+        matched
+    }
+
+    /// Routes a message another node forwarded to this node's subscribers
+    /// only; returns how many got it.
+    pub fn route_forwarded(
+        &self,
+        message: &Arc<Message>,
+        plain: bool,
+        groups: &[(&str, &str)],
+        batch: &mut DeliveryBatch<S>,
+    ) -> usize {
+        self.routing.route_forwarded(message, plain, groups, batch)
+    }
+
+    /// The pure router: remote routes and node state, for the follower.
+    pub fn routing(&self) -> &routing::Router<S> {
+        &self.routing
+    }
+
+    /// This node's route table, when it is in a cluster.
+    pub fn route_table(&self) -> Option<&RouteTable> {
+        self.routes.as_ref()
     }
 
     /// Redelivers messages that a member of shared groups received and did
@@ -298,8 +338,23 @@ impl<S: Mailbox> Router<S> {
     }
 
     /// Sends every subscriber in `batch` its deliveries, dropping (and
-    /// counting) what would push a subscriber past `max_pending`.
-    pub fn flush(&self, batch: &mut DeliveryBatch<S>) {
+    /// counting) what would push a subscriber past `max_pending`, and every
+    /// other node its messages. Returns, when some of those were QoS 1 or
+    /// 2, what resolves once every such node has routed them: the
+    /// publisher's acknowledgements wait for it.
+    #[must_use = "the publisher's acknowledgements wait for the other nodes"]
+    pub fn flush(&self, batch: &mut DeliveryBatch<S>) -> Option<Accepted> {
+        self.flush_local(batch);
+        if !batch.has_remote() {
+            return None;
+        }
+        let routes = self.routes.as_ref()?;
+        forward::send(routes, &self.metrics, batch)
+    }
+
+    /// Sends every subscriber in `batch` its deliveries (the local part of
+    /// [`flush`](Self::flush)).
+    pub fn flush_local(&self, batch: &mut DeliveryBatch<S>) {
         for (sub, mut deliveries) in batch.drain() {
             let pending = sub.pending().load(Ordering::Relaxed);
             let room = self.max_pending.saturating_sub(pending);

@@ -85,6 +85,8 @@ pub fn router_config(config: &Config) -> RouterConfig {
         routing: RoutingConfig {
             shards: 16,
             shared_strategy: strategy(config.mqtt.shared_subscription_strategy),
+            shared_local_first: config.mqtt.shared_subscription_strategy
+                == SharedSubscriptionStrategy::Local,
             topic_limits: TopicLimits {
                 max_levels: config.mqtt.max_topic_levels as usize,
             },

@@ -12,12 +12,20 @@
 //!
 //! [`Router`] takes a message and returns what must happen: the local
 //! deliveries (pushed into a [`DeliveryBatch`], one entry per subscriber),
-//! the other nodes that must get the message ([`RemoteNodes`], empty until
-//! cross-node delivery: this is its seam), and the filters that became used
-//! or unused on this node ([`RouteChange`]), which the caller writes to the
-//! cluster's route table once the router's locks are released. It knows no
+//! the messages other nodes must get (pushed into the same batch, one list
+//! per node: [`RemoteDelivery`]), and the route keys that became used or
+//! unused on this node ([`RouteChange`]), which the caller writes to the
+//! cluster's route table once the router's locks are released. The other
+//! nodes' rows of that table come back as [`RemoteRoutes`]. It knows no
 //! actor, socket or table: the subscriber handle `S` is whatever the caller
 //! delivers through ([`Subscriber`]).
+//!
+//! A route key is a filter with plain subscriptions on a node, or a shared
+//! group `$share/{group}/{filter}` with members on it ([`RouteKey`]). A
+//! message goes once to each node with a matching plain route; each
+//! matching shared group is served by one node (this one first under the
+//! `local` strategy), which picks one of its members: one member per group
+//! cluster-wide.
 //!
 //! The index is a [`ShardedIndex`]: publishers read-lock at most two shards
 //! and never allocate per subscription matched beyond the batch's entries;
@@ -26,16 +34,19 @@
 //! # Layout
 //!
 //! - this file: [`Router`], [`RoutingConfig`], the outcomes.
-//! - `routing/batch.rs`: [`DeliveryBatch`].
+//! - `routing/batch.rs`: [`DeliveryBatch`], [`RemoteDelivery`].
+//! - `routing/remote.rs`: [`RemoteRoutes`], [`RouteKey`].
 //! - `routing/tests.rs`: matching, shared-group picks, retained delivery and
 //!   the outcomes.
 
 mod batch;
+mod remote;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,10 +56,11 @@ use crate::codec::ByteStr;
 use crate::exclusive;
 use crate::message::{Delivery, Message, SubOpts};
 use crate::retained::{RetainError, RetainedLimits, RetainedStore};
-use crate::shared::{PickInput, SharedSubscriptions, Strategy};
+use crate::shared::{stable_hash, PickInput, SharedSubscriptions, Strategy};
 use crate::topic::{self, parse_filter, ParsedFilter, ShardedIndex, TopicLimits};
 
-pub use batch::DeliveryBatch;
+pub use batch::{DeliveryBatch, RemoteDelivery};
+pub use remote::{group_key, RemoteRoutes, RouteKey};
 
 /// A subscriber handle as the router keeps it: cheap to clone (the index
 /// holds one per subscription, a batch one per subscriber it delivers to)
@@ -105,6 +117,10 @@ pub struct RoutingConfig {
     pub shards: usize,
     /// Strategy of shared groups (`mqtt.shared_subscription_strategy`).
     pub shared_strategy: Strategy,
+    /// Whether a shared group with a member on this node is served here
+    /// (the `local` strategy); otherwise the node that serves a message is
+    /// chosen among the group's nodes by `shared_strategy`.
+    pub shared_local_first: bool,
     /// Topic limits, for parsing filters.
     pub topic_limits: TopicLimits,
     /// Limits of the retained store (`retainer.max_retained_messages`,
@@ -130,6 +146,7 @@ impl Default for RoutingConfig {
         Self {
             shards: 16,
             shared_strategy: Strategy::RoundRobin,
+            shared_local_first: false,
             topic_limits: TopicLimits::default(),
             retained_limits: RetainedLimits {
                 max_messages: None,
@@ -142,46 +159,31 @@ impl Default for RoutingConfig {
     }
 }
 
-/// A filter's change of use on this node: what the cluster's route table
-/// must learn.
+/// A route key's change of use on this node: what the cluster's route
+/// table must learn. The key is a filter (no `$exclusive/` prefix) with
+/// plain subscriptions, or a shared group's `$share/{group}/{filter}`
+/// ([`RouteKey`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteChange {
-    /// The filter got its first subscription (or group) on this node.
+    /// The key got its first subscription (or member) on this node.
     Used(Box<str>),
-    /// The filter lost its last one.
+    /// The key lost its last one.
     Unused(Box<str>),
 }
 
 impl RouteChange {
-    /// The filter (without `$share/` or `$exclusive/` prefix).
-    pub fn filter(&self) -> &str {
+    /// The route key.
+    pub fn key(&self) -> &str {
         match self {
-            RouteChange::Used(f) | RouteChange::Unused(f) => f,
+            RouteChange::Used(k) | RouteChange::Unused(k) => k,
         }
     }
 
-    /// The filter, owned.
-    pub fn into_filter(self) -> Box<str> {
+    /// The route key, owned.
+    pub fn into_key(self) -> Box<str> {
         match self {
-            RouteChange::Used(f) | RouteChange::Unused(f) => f,
+            RouteChange::Used(k) | RouteChange::Unused(k) => k,
         }
-    }
-}
-
-/// Other nodes that must get a message. Always empty for now: the seam of
-/// cross-node delivery. Empty, it holds no allocation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RemoteNodes(Vec<Arc<str>>);
-
-impl RemoteNodes {
-    /// Whether no other node needs the message.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The nodes, by name.
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|n| &**n)
     }
 }
 
@@ -189,10 +191,11 @@ impl RemoteNodes {
 /// batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteOutcome {
-    /// Local subscriptions that got the message (one per shared group).
+    /// Local subscriptions that got the message (one per shared group
+    /// served here).
     pub local: usize,
     /// Other nodes that must get it.
-    pub remote: RemoteNodes,
+    pub remote: usize,
 }
 
 /// What [`Router::retain`] did with a RETAIN message.
@@ -211,6 +214,12 @@ pub struct Router<S> {
     index: ShardedIndex<SubKey<S>, SubOpts>,
     shared: RwLock<SharedSubscriptions<Member<S>>>,
     retained: RwLock<RetainedStore<Arc<Message>>>,
+    /// The other nodes' routes; read only while `has_remote` is set, so a
+    /// node alone takes no lock for them.
+    remote: RwLock<RemoteRoutes>,
+    has_remote: AtomicBool,
+    /// Turns of the round-robin choice among a shared group's nodes.
+    node_turn: AtomicU64,
     config: RoutingConfig,
 }
 
@@ -230,6 +239,9 @@ impl<S: Subscriber> Router<S> {
             index: ShardedIndex::new(config.shards.max(1)),
             shared: RwLock::new(SharedSubscriptions::new(config.shared_strategy)),
             retained: RwLock::new(RetainedStore::new(config.retained_limits)),
+            remote: RwLock::new(RemoteRoutes::new()),
+            has_remote: AtomicBool::new(false),
+            node_turn: AtomicU64::new(0),
             config,
         }
     }
@@ -247,16 +259,24 @@ impl<S: Subscriber> Router<S> {
         (exclusive.is_none() || !parsed.is_shared()).then_some(parsed)
     }
 
+    /// Whether `filter` has a plain (not shared) subscription here.
+    fn has_plain(&self, filter: &str) -> bool {
+        self.index
+            .any_key(filter, |key| matches!(key, SubKey::Local(_)))
+    }
+
     /// Adds (or updates: new options replace the old) `sub`'s subscription
     /// to `raw` (as sent in SUBSCRIBE, `$share/...` included). Returns the
-    /// filter when it became used on this node.
+    /// route key when it became used on this node. (Racing subscribes may
+    /// both report it: the caller writes the key's state, not the change.)
     pub fn subscribe(&self, raw: &str, sub: &S, opts: SubOpts) -> Option<RouteChange> {
         let parsed = self.parse(raw)?;
-        let new_filter = match parsed.group {
+        match parsed.group {
             None => {
+                let first = !self.has_plain(parsed.filter);
                 self.index
-                    .insert(parsed.filter, SubKey::Local(sub.clone()), opts)
-                    .new_filter
+                    .insert(parsed.filter, SubKey::Local(sub.clone()), opts);
+                first.then(|| RouteChange::Used(parsed.filter.into()))
             }
             Some(group) => {
                 let member = Member {
@@ -266,29 +286,32 @@ impl<S: Subscriber> Router<S> {
                 let mut shared = self.shared.write();
                 // Leave first so that new options replace the old ones.
                 shared.leave(group, parsed.filter, &member);
-                shared.join(group, parsed.filter, member)
-                    && self
-                        .index
-                        .insert(
-                            parsed.filter,
-                            shared_key(group, parsed.filter),
-                            SubOpts::default(),
-                        )
-                        .new_filter
+                let new_group = shared.join(group, parsed.filter, member);
+                if new_group {
+                    self.index.insert(
+                        parsed.filter,
+                        shared_key(group, parsed.filter),
+                        SubOpts::default(),
+                    );
+                }
+                new_group.then(|| RouteChange::Used(group_key(group, parsed.filter).into()))
             }
-        };
-        new_filter.then(|| RouteChange::Used(parsed.filter.into()))
+        }
     }
 
-    /// Removes `sub`'s subscription to `raw`. Returns the filter when it
+    /// Removes `sub`'s subscription to `raw`. Returns the route key when it
     /// became unused on this node.
     pub fn unsubscribe(&self, raw: &str, sub: &S) -> Option<RouteChange> {
         let parsed = self.parse(raw)?;
-        let filter_gone = match parsed.group {
+        match parsed.group {
             None => {
-                self.index
+                let removed = self
+                    .index
                     .remove(parsed.filter, &SubKey::Local(sub.clone()))
-                    .filter_gone
+                    .removed
+                    .is_some();
+                (removed && !self.has_plain(parsed.filter))
+                    .then(|| RouteChange::Unused(parsed.filter.into()))
             }
             Some(group) => {
                 let member = Member {
@@ -296,27 +319,30 @@ impl<S: Subscriber> Router<S> {
                     opts: SubOpts::default(),
                 };
                 let mut shared = self.shared.write();
-                shared.leave(group, parsed.filter, &member)
-                    && shared.group(group, parsed.filter).is_none()
-                    && self
-                        .index
-                        .remove(parsed.filter, &shared_key(group, parsed.filter))
-                        .filter_gone
+                let gone = shared.leave(group, parsed.filter, &member)
+                    && shared.group(group, parsed.filter).is_none();
+                if gone {
+                    self.index
+                        .remove(parsed.filter, &shared_key(group, parsed.filter));
+                }
+                gone.then(|| RouteChange::Unused(group_key(group, parsed.filter).into()))
             }
-        };
-        filter_gone.then(|| RouteChange::Unused(parsed.filter.into()))
+        }
     }
 
-    /// Whether `filter` (as the index holds it: no `$share/` prefix) has a
-    /// subscription or group on this node now.
-    pub fn is_used(&self, filter: &str) -> bool {
-        self.index.contains_filter(filter)
+    /// Whether the route key `key` (a filter with plain subscriptions, or
+    /// `$share/{group}/{filter}`) is used on this node now.
+    pub fn is_used(&self, key: &str) -> bool {
+        match RouteKey::parse(key) {
+            RouteKey::Plain(filter) => self.has_plain(filter),
+            RouteKey::Group { group, filter } => self.shared.read().group(group, filter).is_some(),
+        }
     }
 
-    /// The index shard that holds `filter` (as the index holds it: see
-    /// [`RouteChange::filter`]); below [`shard_count`](Self::shard_count).
-    pub fn shard_of(&self, filter: &str) -> usize {
-        self.index.shard_of(filter)
+    /// The index shard that holds the route key `key` (its filter's shard);
+    /// below [`shard_count`](Self::shard_count).
+    pub fn shard_of(&self, key: &str) -> usize {
+        self.index.shard_of(RouteKey::parse(key).filter())
     }
 
     /// Number of index shards, the wildcard shard included.
@@ -324,24 +350,32 @@ impl<S: Subscriber> Router<S> {
         self.index.shard_count()
     }
 
-    /// The filters of shard number `shard` that have a subscription or
-    /// group on this node, each once.
-    pub fn used_filters(&self, shard: usize) -> Vec<Box<str>> {
-        let mut filters: Vec<Box<str>> = Vec::new();
-        self.index.for_each_in_shard(shard, |filter, _, _| {
-            if filters.last().is_none_or(|last| **last != *filter) {
-                filters.push(filter.into());
-            }
-        });
-        filters.sort_unstable();
-        filters.dedup();
-        filters
+    /// The route keys of shard number `shard` used on this node, each once:
+    /// filters with plain subscriptions and `$share/{group}/{filter}`.
+    pub fn used_keys(&self, shard: usize) -> Vec<Box<str>> {
+        let mut keys: Vec<Box<str>> = Vec::new();
+        self.index
+            .for_each_in_shard(shard, |filter, key, _| match key {
+                SubKey::Local(_) => {
+                    if keys.last().is_none_or(|last| **last != *filter) {
+                        keys.push(filter.into());
+                    }
+                }
+                SubKey::Shared { group, .. } => keys.push(group_key(group, filter).into()),
+            });
+        keys.sort_unstable();
+        keys.dedup();
+        keys
     }
 
-    /// Matches `message` against every subscription and adds one delivery
-    /// per matching subscription (one per shared group) to `batch`.
+    /// Matches `message` against every subscription, of this node and of
+    /// the others: adds one delivery per matching local subscription to
+    /// `batch`, the message once for each other node with a matching plain
+    /// route, and serves each matching shared group once, here or on one of
+    /// the group's nodes.
     pub fn route(&self, message: &Arc<Message>, batch: &mut DeliveryBatch<S>) -> RouteOutcome {
         let mut local = 0;
+        let mut remote = 0;
         let mut groups: Vec<(Arc<str>, Arc<str>)> = Vec::new();
         self.index.match_topic(
             &message.topic,
@@ -355,17 +389,56 @@ impl<S: Subscriber> Router<S> {
                 }
             },
         );
-        if !groups.is_empty() {
-            let shared = self.shared.read();
+        // Groups with members on other nodes: (group, filter, node).
+        let mut remote_groups: Vec<(Arc<str>, Arc<str>, Arc<str>)> = Vec::new();
+        if self.has_remote.load(Ordering::Acquire) {
+            self.remote.read().match_topic(
+                &message.topic,
+                &mut |node| remote += usize::from(batch.push_remote(node, message)),
+                &mut |group, filter, node| {
+                    remote_groups.push((Arc::clone(group), Arc::clone(filter), Arc::clone(node)));
+                },
+            );
+        }
+        if !groups.is_empty() || !remote_groups.is_empty() {
             let input = PickInput {
                 publisher: &message.from,
                 topic: &message.topic,
             };
-            for (group, filter) in groups {
-                if let Some(member) = shared.pick(&group, &filter, &input) {
-                    batch.push(&member.sub, Delivery::new(Arc::clone(message), member.opts));
-                    local += 1;
+            remote_groups.sort_unstable();
+            let shared = self.shared.read();
+            let mut serve = |group: &Arc<str>, filter: &Arc<str>, here: bool| {
+                let mut nodes: Vec<&Arc<str>> = remote_groups
+                    .iter()
+                    .filter(|(g, f, _)| g == group && f == filter)
+                    .map(|(_, _, n)| n)
+                    .collect();
+                nodes.dedup();
+                match self.choose_node(&input, here, &nodes) {
+                    None => {
+                        if let Some(member) = shared.pick(group, filter, &input) {
+                            batch
+                                .push(&member.sub, Delivery::new(Arc::clone(message), member.opts));
+                            local += 1;
+                        }
+                    }
+                    Some(node) => {
+                        let new = batch.push_remote_group(node, message, group, filter);
+                        remote += usize::from(new);
+                    }
                 }
+            };
+            for (group, filter) in &groups {
+                serve(group, filter, true);
+            }
+            let mut elsewhere: Vec<(&Arc<str>, &Arc<str>)> = remote_groups
+                .iter()
+                .filter(|(g, f, _)| !groups.iter().any(|(lg, lf)| lg == g && lf == f))
+                .map(|(g, f, _)| (g, f))
+                .collect();
+            elsewhere.dedup();
+            for (group, filter) in elsewhere {
+                serve(group, filter, false);
             }
         }
         if local > 1 {
@@ -373,10 +446,129 @@ impl<S: Subscriber> Router<S> {
             // the first subscriber's connection, shared by the others.
             message.expect_many_subscribers();
         }
-        RouteOutcome {
-            local,
-            remote: RemoteNodes::default(),
+        RouteOutcome { local, remote }
+    }
+
+    /// The node that serves a shared group for one message: `None` for this
+    /// node (a candidate when `here`), else one of `nodes` (the group's
+    /// other nodes, sorted). Under the `local` strategy this node serves
+    /// whenever it has a member; the hash strategies choose by the hash of
+    /// the publisher or topic, `sticky` the first candidate, the others
+    /// each candidate in turn. The chosen node then picks one of its
+    /// members by the group's strategy.
+    fn choose_node<'n>(
+        &self,
+        input: &PickInput<'_>,
+        here: bool,
+        nodes: &[&'n Arc<str>],
+    ) -> Option<&'n Arc<str>> {
+        if nodes.is_empty() || (here && self.config.shared_local_first) {
+            return None;
         }
+        let candidates = nodes.len() + usize::from(here);
+        if candidates == 1 {
+            return nodes.first().copied();
+        }
+        let turn = match self.config.shared_strategy {
+            Strategy::HashClientId => stable_hash(input.publisher.as_bytes()),
+            Strategy::HashTopic => stable_hash(input.topic.as_bytes()),
+            Strategy::Sticky => 0,
+            Strategy::Random | Strategy::RoundRobin => {
+                self.node_turn.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+        // `candidates` is a node count: it fits in u64 and back.
+        let i = (turn % candidates as u64) as usize;
+        match (here, i) {
+            (true, 0) => None,
+            (true, i) => Some(nodes[i - 1]),
+            (false, i) => Some(nodes[i]),
+        }
+    }
+
+    /// Routes a message another node forwarded (see [`RemoteDelivery`]):
+    /// to this node's plain subscriptions when `plain`, and to one local
+    /// member of each of `groups`; never on to another node. Returns how
+    /// many local subscriptions got it.
+    pub fn route_forwarded(
+        &self,
+        message: &Arc<Message>,
+        plain: bool,
+        groups: &[(&str, &str)],
+        batch: &mut DeliveryBatch<S>,
+    ) -> usize {
+        let mut local = 0;
+        if plain {
+            self.index
+                .match_topic(&message.topic, &mut |key: &SubKey<S>, opts: &SubOpts| {
+                    if let SubKey::Local(sub) = key {
+                        batch.push(sub, Delivery::new(Arc::clone(message), *opts));
+                        local += 1;
+                    }
+                });
+        }
+        if !groups.is_empty() {
+            let input = PickInput {
+                publisher: &message.from,
+                topic: &message.topic,
+            };
+            let shared = self.shared.read();
+            for &(group, filter) in groups {
+                if let Some(member) = shared.pick(group, filter, &input) {
+                    batch.push(&member.sub, Delivery::new(Arc::clone(message), member.opts));
+                    local += 1;
+                }
+            }
+        }
+        if local > 1 {
+            message.expect_many_subscribers();
+        }
+        local
+    }
+
+    /// Adds `node`'s route `key` (a row of the cluster's route table).
+    /// Returns whether it is new.
+    pub fn add_remote_route(&self, key: &str, node: &str) -> bool {
+        let mut remote = self.remote.write();
+        let added = remote.add(key, node);
+        self.has_remote.store(!remote.is_empty(), Ordering::Release);
+        added
+    }
+
+    /// Removes `node`'s route `key`. Returns whether it was there.
+    pub fn remove_remote_route(&self, key: &str, node: &str) -> bool {
+        let mut remote = self.remote.write();
+        let removed = remote.remove(key, node);
+        self.has_remote.store(!remote.is_empty(), Ordering::Release);
+        removed
+    }
+
+    /// Removes every route of `node`; returns how many.
+    pub fn remove_remote_node(&self, node: &str) -> usize {
+        let mut remote = self.remote.write();
+        let removed = remote.remove_node(node);
+        self.has_remote.store(!remote.is_empty(), Ordering::Release);
+        removed
+    }
+
+    /// Replaces every remote route by `routes` (key, node): a full resync.
+    pub fn reset_remote_routes<'a>(&self, routes: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let mut remote = self.remote.write();
+        remote.clear();
+        for (key, node) in routes {
+            remote.add(key, node);
+        }
+        self.has_remote.store(!remote.is_empty(), Ordering::Release);
+    }
+
+    /// Marks `node` down (its routes are kept and not used) or up again.
+    pub fn set_node_down(&self, node: &str, down: bool) {
+        self.remote.write().set_down(node, down);
+    }
+
+    /// The other nodes' routes as (key, node), sorted.
+    pub fn remote_routes(&self) -> Vec<(String, String)> {
+        self.remote.read().routes()
     }
 
     /// Redelivers messages that a member of shared groups received and did

@@ -121,7 +121,7 @@ pub struct PickInput<'a> {
 
 /// 64-bit FNV-1a: a fixed hash, the same on every node and every run, so
 /// that the hash strategies choose the same member for the same input.
-fn stable_hash(bytes: &[u8]) -> u64 {
+pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

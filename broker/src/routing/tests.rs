@@ -72,7 +72,7 @@ fn exact_and_wildcard_filters_match() {
     r.subscribe("b/#", &Sub(4), opts(QoS::AtMostOnce));
     let (outcome, got) = route(&r, &message("a/b"));
     assert_eq!(outcome.local, 3);
-    assert!(outcome.remote.is_empty());
+    assert_eq!(outcome.remote, 0);
     assert_eq!(got, [(1, 1), (2, 1), (3, 1)]);
     let (outcome, got) = route(&r, &message("c"));
     assert_eq!(outcome.local, 1);
@@ -156,7 +156,7 @@ fn filters_become_used_and_unused_once_per_node() {
 #[test]
 fn a_shared_group_is_one_route_and_one_delivery() {
     let r = router();
-    let used = Some(RouteChange::Used("s/#".into()));
+    let used = Some(RouteChange::Used("$share/g/s/#".into()));
     assert_eq!(
         r.subscribe("$share/g/s/#", &Sub(1), opts(QoS::AtMostOnce)),
         used
@@ -165,11 +165,14 @@ fn a_shared_group_is_one_route_and_one_delivery() {
         r.subscribe("$share/g/s/#", &Sub(2), opts(QoS::AtMostOnce)),
         None
     );
-    // Another group on the same filter is not a new route either.
+    // Another group on the same filter is a route of its own.
     assert_eq!(
         r.subscribe("$share/h/s/#", &Sub(3), opts(QoS::AtMostOnce)),
-        None
+        Some(RouteChange::Used("$share/h/s/#".into()))
     );
+    // A group does not make its filter a plain route.
+    assert!(!r.is_used("s/#"));
+    assert!(r.is_used("$share/g/s/#"));
     assert_eq!(r.subscription_count(), 2);
     let (outcome, got) = route(&r, &message("s/1"));
     // One member of g and the one member of h.
@@ -177,11 +180,177 @@ fn a_shared_group_is_one_route_and_one_delivery() {
     assert_eq!(got.len(), 2);
     assert!(got.contains(&(3, 1)));
     assert!(got.iter().any(|&(id, _)| id == 1 || id == 2));
-    assert_eq!(r.unsubscribe("$share/h/s/#", &Sub(3)), None);
+    assert_eq!(
+        r.unsubscribe("$share/h/s/#", &Sub(3)),
+        Some(RouteChange::Unused("$share/h/s/#".into()))
+    );
     assert_eq!(r.unsubscribe("$share/g/s/#", &Sub(1)), None);
     assert_eq!(
         r.unsubscribe("$share/g/s/#", &Sub(2)),
-        Some(RouteChange::Unused("s/#".into()))
+        Some(RouteChange::Unused("$share/g/s/#".into()))
+    );
+    assert!(!r.is_used("$share/g/s/#"));
+}
+
+#[test]
+fn plain_routes_and_groups_on_one_filter_are_separate_keys() {
+    let r = router();
+    r.subscribe("$share/g/a/#", &Sub(1), opts(QoS::AtMostOnce));
+    assert_eq!(
+        r.subscribe("a/#", &Sub(2), opts(QoS::AtMostOnce)),
+        Some(RouteChange::Used("a/#".into()))
+    );
+    let shard = r.shard_of("a/#");
+    assert_eq!(r.shard_of("$share/g/a/#"), shard);
+    assert_eq!(
+        r.used_keys(shard),
+        ["$share/g/a/#".into(), "a/#".into()] as [Box<str>; 2]
+    );
+    assert_eq!(
+        r.unsubscribe("a/#", &Sub(2)),
+        Some(RouteChange::Unused("a/#".into()))
+    );
+    assert_eq!(r.used_keys(shard), ["$share/g/a/#".into()] as [Box<str>; 1]);
+}
+
+/// What one node is sent for a message: its name, whether plain
+/// subscriptions get it, the groups (`group|filter`) it serves.
+type NodeGets = (String, bool, Vec<String>);
+
+/// Routes `message`; returns the local ids that got it and what each node
+/// gets.
+fn route_remote(
+    router: &Router<Sub>,
+    message: &Arc<Message>,
+) -> (RouteOutcome, Vec<u64>, Vec<NodeGets>) {
+    let mut batch = DeliveryBatch::default();
+    let outcome = router.route(message, &mut batch);
+    let mut remote: Vec<NodeGets> = batch
+        .drain_remote()
+        .flat_map(|(node, list)| {
+            list.into_iter().map(move |d| {
+                let groups = d.groups.iter().map(|(g, f)| format!("{g}|{f}")).collect();
+                (node.to_string(), d.plain, groups)
+            })
+        })
+        .collect();
+    remote.sort();
+    let mut local: Vec<u64> = batch.drain().map(|(s, _)| s.0).collect();
+    local.sort_unstable();
+    (outcome, local, remote)
+}
+
+#[test]
+fn a_message_goes_once_to_each_node_with_a_matching_route() {
+    let r = router();
+    r.subscribe("a/b", &Sub(1), opts(QoS::AtMostOnce));
+    r.add_remote_route("a/+", "n2");
+    r.add_remote_route("a/#", "n2");
+    r.add_remote_route("a/b", "n3");
+    r.add_remote_route("x/#", "n4");
+    let (outcome, local, remote) = route_remote(&r, &message("a/b"));
+    assert_eq!(
+        outcome,
+        RouteOutcome {
+            local: 1,
+            remote: 2
+        }
+    );
+    assert_eq!(local, [1]);
+    assert_eq!(
+        remote,
+        [("n2".into(), true, vec![]), ("n3".into(), true, vec![])]
+    );
+    // A node that is down gets nothing; back up, it does again.
+    r.set_node_down("n3", true);
+    let (outcome, _, remote) = route_remote(&r, &message("a/b"));
+    assert_eq!(outcome.remote, 1);
+    assert_eq!(remote, [("n2".into(), true, vec![])]);
+    r.set_node_down("n3", false);
+    assert_eq!(route_remote(&r, &message("a/b")).0.remote, 2);
+    assert_eq!(r.remove_remote_node("n2"), 2);
+    assert!(r.remove_remote_route("a/b", "n3"));
+    let (outcome, _, remote) = route_remote(&r, &message("a/b"));
+    assert_eq!(outcome.remote, 0);
+    assert!(remote.is_empty());
+}
+
+#[test]
+fn a_shared_group_across_nodes_is_served_once_per_message() {
+    let r = router();
+    r.subscribe("$share/g/s/#", &Sub(1), opts(QoS::AtMostOnce));
+    r.add_remote_route("$share/g/s/#", "n2");
+    r.add_remote_route("$share/g/s/+", "n3");
+    let mut here = 0;
+    let mut n2 = 0;
+    for _ in 0..40 {
+        let (outcome, local, remote) = route_remote(&r, &message("s/1"));
+        // g on s/# is served here or by n2; g on s/+ only by n3.
+        assert_eq!(outcome.local + outcome.remote, 2, "{local:?} {remote:?}");
+        assert!(remote.contains(&("n3".into(), false, vec!["g|s/+".into()])));
+        if local == [1] {
+            here += 1;
+        } else {
+            assert!(remote.contains(&("n2".into(), false, vec!["g|s/#".into()])));
+            n2 += 1;
+        }
+    }
+    // Round robin over the group's nodes.
+    assert_eq!((here, n2), (20, 20));
+}
+
+#[test]
+fn the_local_strategy_serves_a_group_here_when_it_has_a_member() {
+    let r = router_with(RoutingConfig {
+        shared_local_first: true,
+        ..RoutingConfig::default()
+    });
+    r.add_remote_route("$share/g/t", "n2");
+    r.add_remote_route("$share/g/t", "n3");
+    // No member here: one of the other nodes, never both.
+    for _ in 0..10 {
+        let (outcome, local, remote) = route_remote(&r, &message("t"));
+        assert_eq!((outcome.local, outcome.remote), (0, 1));
+        assert!(local.is_empty());
+        assert_eq!(remote.len(), 1);
+    }
+    r.subscribe("$share/g/t", &Sub(7), opts(QoS::AtMostOnce));
+    for _ in 0..10 {
+        let (outcome, local, remote) = route_remote(&r, &message("t"));
+        assert_eq!(
+            outcome,
+            RouteOutcome {
+                local: 1,
+                remote: 0
+            }
+        );
+        assert_eq!(local, [7]);
+        assert!(remote.is_empty());
+    }
+}
+
+#[test]
+fn a_forwarded_message_is_routed_here_only() {
+    let r = router();
+    r.subscribe("f/#", &Sub(1), opts(QoS::AtMostOnce));
+    r.subscribe("$share/g/f/#", &Sub(2), opts(QoS::AtMostOnce));
+    r.subscribe("$share/h/f/#", &Sub(3), opts(QoS::AtMostOnce));
+    r.add_remote_route("f/#", "n2");
+    let m = message("f/1");
+    let mut batch = DeliveryBatch::default();
+    // Plain and the group it was picked for; not group h, not node n2.
+    assert_eq!(r.route_forwarded(&m, true, &[("g", "f/#")], &mut batch), 2);
+    assert!(!batch.has_remote());
+    let mut got: Vec<u64> = batch.drain().map(|(s, _)| s.0).collect();
+    got.sort_unstable();
+    assert_eq!(got, [1, 2]);
+    // Sent for a group only: plain subscriptions do not get it.
+    assert_eq!(r.route_forwarded(&m, false, &[("h", "f/#")], &mut batch), 1);
+    assert_eq!(batch.drain().map(|(s, _)| s.0).collect::<Vec<_>>(), [3]);
+    // A group that left meanwhile: nobody.
+    assert_eq!(
+        r.route_forwarded(&m, false, &[("gone", "f/#")], &mut batch),
+        0
     );
 }
 
@@ -382,7 +551,7 @@ fn retained_store_limits_refuse_and_expired_messages_make_room() {
 }
 
 #[test]
-fn each_used_filter_is_listed_once_in_its_shard() {
+fn each_used_key_is_listed_once_in_its_shard() {
     let r = router();
     r.subscribe("a/+", &Sub(1), opts(QoS::AtMostOnce));
     r.subscribe("a/+", &Sub(2), opts(QoS::AtMostOnce));
@@ -390,15 +559,15 @@ fn each_used_filter_is_listed_once_in_its_shard() {
     r.subscribe("#", &Sub(4), opts(QoS::AtMostOnce));
     let mut all: Vec<Box<str>> = Vec::new();
     for shard in 0..r.shard_count() {
-        for filter in r.used_filters(shard) {
-            assert_eq!(r.shard_of(&filter), shard, "{filter}");
-            all.push(filter);
+        for key in r.used_keys(shard) {
+            assert_eq!(r.shard_of(&key), shard, "{key}");
+            all.push(key);
         }
     }
     all.sort_unstable();
     assert_eq!(
         all,
-        ["#".into(), "a/+".into(), "a/b".into()] as [Box<str>; 3]
+        ["#".into(), "$share/g/a/b".into(), "a/+".into()] as [Box<str>; 3]
     );
     assert_eq!(r.shard_of("#"), r.shard_count() - 1);
     assert_eq!(r.shard_of("a/+"), r.shard_of("a/b"));

@@ -211,6 +211,12 @@ impl<K: Eq + Hash, V> SubscriptionIndex<K, V> {
         self.subscribers(filter).is_some_and(|s| !s.is_empty())
     }
 
+    /// Whether `filter` has a subscriber whose key satisfies `pred`.
+    pub fn any_key(&self, filter: &str, mut pred: impl FnMut(&K) -> bool) -> bool {
+        self.subscribers(filter)
+            .is_some_and(|s| s.keys().any(&mut pred))
+    }
+
     /// Visits every subscription whose filter matches the topic `name`, once
     /// per matching filter: a subscriber with several overlapping filters is
     /// visited once for each (MQTT 5.0 §4.7.1: the caller decides whether to

@@ -139,6 +139,11 @@ impl<K: Eq + Hash, V> ShardedIndex<K, V> {
         self.shard(filter).read().contains_filter(filter)
     }
 
+    /// [`SubscriptionIndex::any_key`] on the filter's shard.
+    pub fn any_key(&self, filter: &str, pred: impl FnMut(&K) -> bool) -> bool {
+        self.shard(filter).read().any_key(filter, pred)
+    }
+
     /// [`SubscriptionIndex::match_topic`] over the (at most two) shards that
     /// can hold a filter matching `name`. The callback runs under a read lock.
     pub fn match_topic<F: FnMut(&K, &V)>(&self, name: &str, f: &mut F) {
