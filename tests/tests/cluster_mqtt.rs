@@ -427,3 +427,107 @@ async fn t40_routes_converge_after_a_partition_heals() -> Result<()> {
     );
     Ok(())
 }
+
+/// A shared group's member on a node that dies gets no more picks once the
+/// node is seen down: every later message goes to the member on a live
+/// node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t50_a_shared_member_on_a_dead_node_gets_no_picks() -> Result<()> {
+    let mut nodes = Node::start_all(specs(95, 3, true)?)?;
+    let mut alive = Client::connect(mqtt(&nodes[1]), &unique("alive"), true).await?;
+    alive.subscribe("$share/g/work/#", QoS::AtLeastOnce).await?;
+    let doomed = Client::connect(mqtt(&nodes[2]), &unique("doomed"), true).await?;
+    doomed
+        .subscribe("$share/g/work/#", QoS::AtLeastOnce)
+        .await?;
+    wait_routes(&nodes, 2)?;
+    let mut publisher = Client::connect(mqtt(&nodes[0]), &unique("pub"), true).await?;
+    until_routed(&publisher, "work/probe", &mut [&mut alive]).await?;
+
+    nodes[2].kill();
+    let dead = nodes[2].spec.name.clone();
+    nodes[0].wait_for("the killed node stopped", |m| m.stopped.contains(&dead))?;
+    alive.drain(Duration::from_millis(300)).await;
+    for i in 0..100u8 {
+        publisher
+            .publish(&format!("work/{i}"), QoS::AtLeastOnce, vec![i])
+            .await?;
+    }
+    publisher.wait_acks(100).await?;
+    let got = alive.drain(Duration::from_millis(1500)).await;
+    assert_eq!(got.len(), 100, "every message to the live member");
+    Ok(())
+}
+
+/// A core that joins later gets messages for its subscribers; a core that
+/// leaves takes its routes with it and gets nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t60_a_core_added_and_one_removed() -> Result<()> {
+    let mut all = specs(96, 4, false)?;
+    let first: Vec<String> = all[..3].iter().map(Spec::target).collect();
+    for spec in &mut all[..3] {
+        spec.seeds.clone_from(&first);
+    }
+    // The fourth lists the first three: it joins them when it starts.
+    all[3].seeds.clone_from(&first);
+    let fourth = all.pop().context("four specs")?;
+    let mut nodes = Node::start_all(all)?;
+    nodes.push(Node::start(fourth)?);
+    let names: Vec<String> = nodes.iter().map(|n| n.spec.name.clone()).collect();
+    let sorted = girder_tests::cluster::sorted(names.iter().map(String::as_str));
+    for n in &nodes {
+        n.wait_for("four running", |m| m.running == sorted)?;
+    }
+    let mut on_new = Client::connect(mqtt(&nodes[3]), &unique("new"), true).await?;
+    on_new.subscribe("grow/#", QoS::AtLeastOnce).await?;
+    let mut on_leaver = Client::connect(mqtt(&nodes[1]), &unique("leaver"), true).await?;
+    on_leaver.subscribe("grow/#", QoS::AtLeastOnce).await?;
+    wait_routes(&nodes, 2)?;
+    let publisher = Client::connect(mqtt(&nodes[0]), &unique("pub"), true).await?;
+    until_routed(&publisher, "grow/probe", &mut [&mut on_new, &mut on_leaver]).await?;
+    publisher
+        .publish("grow/1", QoS::AtLeastOnce, b"one".to_vec())
+        .await?;
+    assert_eq!(
+        on_new.next(PATIENCE).await.map(|(_, p)| p),
+        Some(b"one".to_vec())
+    );
+    assert_eq!(
+        on_leaver.next(PATIENCE).await.map(|(_, p)| p),
+        Some(b"one".to_vec())
+    );
+
+    nodes[1].ctl(&["cluster", "leave"])?;
+    let gone = nodes[1].spec.name.clone();
+    nodes[0].wait_for("n2 gone", |m| {
+        !m.running.contains(&gone) && !m.stopped.contains(&gone)
+    })?;
+    // n2's row leaves the others' tables.
+    let rest = [&nodes[0], &nodes[2], &nodes[3]];
+    let deadline = Instant::now() + PATIENCE;
+    for node in rest {
+        while node.ctl(&["status"])?["tables"]["routes"].as_u64() != Some(1) {
+            ensure!(
+                Instant::now() < deadline,
+                "{}: n2's route stays",
+                node.spec.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    publisher
+        .publish("grow/2", QoS::AtLeastOnce, b"two".to_vec())
+        .await?;
+    assert_eq!(
+        on_new.next(PATIENCE).await.map(|(_, p)| p),
+        Some(b"two".to_vec())
+    );
+    assert!(
+        on_leaver
+            .drain(Duration::from_millis(1000))
+            .await
+            .is_empty(),
+        "a node that left gets nothing"
+    );
+    Ok(())
+}

@@ -501,16 +501,19 @@ impl Shared {
         }
     }
 
-    /// Drops the rows of owners unreachable for longer than the grace period.
+    /// Drops the rows of owners unreachable for longer than the grace
+    /// period, and at once those of owners removed from the cluster (left
+    /// or force-left: they are not coming back with their rows).
     fn expire_owners(&self) {
         let connected = self.handle.connected();
+        let removed = self.handle.removed();
         let expired: Vec<NodeName> = {
             let mut down = self.down_since.lock();
             down.retain(|n, _| !connected.contains(n));
             let grace = self.opts.owner_grace;
             let gone: Vec<NodeName> = down
                 .iter()
-                .filter(|(_, t)| t.elapsed() >= grace)
+                .filter(|(n, t)| t.elapsed() >= grace || removed.contains(n))
                 .map(|(n, _)| n.clone())
                 .collect();
             for n in &gone {
