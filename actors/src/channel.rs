@@ -335,7 +335,15 @@ impl ChannelActor {
                 Action::Open {
                     client_id,
                     clean_start,
-                } => self.take_over(ctx, client_id, clean_start),
+                } => {
+                    crate::sys::client_connected(
+                        &self.shared,
+                        &self.channel,
+                        self.life.stream(),
+                        &self.listener,
+                    );
+                    self.take_over(ctx, client_id, clean_start);
+                }
                 Action::Publish { message, ack } => {
                     if message.retain {
                         self.shared.router.retain(&message, Instant::now());
@@ -513,6 +521,12 @@ impl ChannelActor {
         keepalive::cancel(&mut self.wheel);
         let unsent = self.bufs.take().map(|b| b.write).filter(|w| !w.is_empty());
         if let Some(conn) = self.life.take_conn() {
+            crate::sys::client_disconnected(
+                &self.shared,
+                &self.channel,
+                &conn.stream,
+                &self.listener,
+            );
             if !conn.peer_closed {
                 linger::close(conn.stream, unsent);
             }

@@ -18,6 +18,7 @@
 //!   route rows.
 //! - [`cluster`]: the distribution layer and the admin endpoint.
 //! - [`retainer`]: the periodic removal of expired retained messages.
+//! - [`sys`]: the `$SYS` topics: periodic messages and client events.
 //! - [`cm`]: client id → channel actor (EMQX's `emqx_cm`).
 //! - [`metrics`]: counters with EMQX's names.
 //! - [`settings`]: configuration → settings of the parts.
@@ -36,6 +37,7 @@ pub mod node;
 pub mod retainer;
 pub mod router;
 pub mod settings;
+pub mod sys;
 pub mod wire;
 
 pub use node::{Node, NodeError, NodeShared};

@@ -11,6 +11,8 @@
 //! ├─ route_follower                permanent: the other nodes' route rows
 //! │                                into the router (see `router::follow`)
 //! ├─ retainer                      with `retainer.msg_clear_interval`
+//! ├─ sys                           with a `sys_topics` interval: `$SYS`
+//! │                                messages (see `sys`)
 //! └─ listeners (one_for_one)
 //!    └─ listener:tcp:<name> (rest_for_one)
 //!       ├─ connections (dynamic)   one temporary channel actor per client
@@ -56,6 +58,8 @@ pub struct NodeShared {
     /// A socket that sends no CONNECT in this time is closed
     /// (`mqtt.idle_timeout`).
     pub idle_timeout: Duration,
+    /// The `$SYS` client events published (`sys_topics.sys_event_messages`).
+    pub sys_events: crate::sys::SysEvents,
 }
 
 /// The channel settings of one listener's clients: `mqtt.*` (`base`, which
@@ -157,6 +161,7 @@ impl Node {
             channel_config,
             metrics,
             idle_timeout: config.mqtt.idle_timeout.0,
+            sys_events: crate::sys::SysEvents::new(cluster.handle.node(), &config.sys_topics),
         });
 
         let mut listeners = Vec::new();
@@ -179,6 +184,12 @@ impl Node {
             root = root.child(crate::retainer::RetainedClearer::child_spec(
                 router, interval,
             ));
+        }
+        let sys = &config.sys_topics;
+        if let Some(sys) =
+            crate::sys::SysPublisher::child_spec(&shared.router, &cluster.handle, sys)
+        {
+            root = root.child(sys);
         }
         let root = root
             .child(listeners_sup.into_child_spec("listeners"))

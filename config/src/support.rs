@@ -281,27 +281,19 @@ pub const KEYS: &[(&str, Support)] = &[
     ("admin.bind", Wired("tests/tests/node_lifecycle.rs")),
     (
         "sys_topics.sys_msg_interval",
-        Refused {
-            sample: "sys_topics.sys_msg_interval = 1m",
-        },
+        Wired("tests/tests/sys_topics.rs"),
     ),
     (
         "sys_topics.sys_heartbeat_interval",
-        Refused {
-            sample: "sys_topics.sys_heartbeat_interval = 30s",
-        },
+        Wired("tests/tests/sys_topics.rs"),
     ),
     (
         "sys_topics.sys_event_messages.client_connected",
-        Refused {
-            sample: "sys_topics.sys_event_messages.client_connected = true",
-        },
+        Wired("tests/tests/sys_topics.rs"),
     ),
     (
         "sys_topics.sys_event_messages.client_disconnected",
-        Refused {
-            sample: "sys_topics.sys_event_messages.client_disconnected = true",
-        },
+        Wired("tests/tests/sys_topics.rs"),
     ),
     (
         "sys_topics.sys_event_messages.client_subscribed",
@@ -402,23 +394,8 @@ impl Config {
                 "the metrics endpoint is not served yet",
             ));
         }
-        let sys = &self.sys_topics;
-        for (key, interval) in [
-            ("sys_msg_interval", sys.sys_msg_interval),
-            ("sys_heartbeat_interval", sys.sys_heartbeat_interval),
-        ] {
-            if let Some(interval) = interval {
-                return Err(refuse(
-                    &format!("sys_topics.{key}"),
-                    interval,
-                    "$SYS topics are not published yet; set it to disabled",
-                ));
-            }
-        }
-        let events = &sys.sys_event_messages;
+        let events = &self.sys_topics.sys_event_messages;
         for (key, on) in [
-            ("client_connected", events.client_connected),
-            ("client_disconnected", events.client_disconnected),
             ("client_subscribed", events.client_subscribed),
             ("client_unsubscribed", events.client_unsubscribed),
         ] {
@@ -426,7 +403,8 @@ impl Config {
                 return Err(refuse(
                     &format!("sys_topics.sys_event_messages.{key}"),
                     "true",
-                    "$SYS event messages are not published yet",
+                    "$SYS subscription events are not published yet (connected and \
+                     disconnected are)",
                 ));
             }
         }

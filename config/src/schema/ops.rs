@@ -179,8 +179,9 @@ impl Default for Admin {
 }
 
 /// `sys_topics.sys_event_messages`: which client events are published under
-/// `$SYS/brokers/<node>/clients/...`.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+/// `$SYS/brokers/<node>/clients/...`. As in EMQX, connections and their
+/// ends are published by default, subscriptions are not.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SysEventMessages {
     /// `.../connected`.
@@ -193,8 +194,20 @@ pub struct SysEventMessages {
     pub client_unsubscribed: bool,
 }
 
-/// `sys_topics`.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+impl Default for SysEventMessages {
+    fn default() -> Self {
+        Self {
+            client_connected: true,
+            client_disconnected: true,
+            client_subscribed: false,
+            client_unsubscribed: false,
+        }
+    }
+}
+
+/// `sys_topics`: EMQX's defaults, 1m for stats and metrics, 30s for the
+/// heartbeat.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SysTopics {
     /// Period of `$SYS` stats and metrics messages, or `disabled`.
@@ -205,6 +218,16 @@ pub struct SysTopics {
     pub sys_heartbeat_interval: Option<Duration>,
     /// Client event messages.
     pub sys_event_messages: SysEventMessages,
+}
+
+impl Default for SysTopics {
+    fn default() -> Self {
+        Self {
+            sys_msg_interval: Some(Duration::mins(1)),
+            sys_heartbeat_interval: Some(Duration::secs(30)),
+            sys_event_messages: SysEventMessages::default(),
+        }
+    }
 }
 
 impl SysTopics {
