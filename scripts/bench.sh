@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Benchmarks girder against Mosquitto and rumqttd on this machine, one broker
-# at a time, with the same load generator (`girder bench`) and the same load.
+# at a time, with the same load generator (`girder bench`) and the same load;
+# and a 3-node girder cluster against a 3-node rmqtt cluster (rmqttd with its
+# raft cluster plugin), with publishers on one node and subscribers on
+# another (the `xnode-*` scenarios) beside the same load on one node.
 #
-#   scripts/bench.sh [--quick] [--brokers girder,mosquitto,rumqttd] [--out DIR]
+#   scripts/bench.sh [--quick] [--brokers girder,mosquitto,rumqttd,girder-cluster,rmqtt-cluster]
+#                    [--out DIR]
 #                    [--girder PATH]   (a prebuilt girder binary: no build)
 #                    [--only REGEX]    (only the scenarios whose name matches)
 #
@@ -22,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 MODE=full
-BROKERS=girder,mosquitto,rumqttd
+BROKERS=girder,mosquitto,rumqttd,girder-cluster,rmqtt-cluster
 OUT=""
 GIRDER=""
 ONLY=""
@@ -34,7 +38,7 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift ;;
     --girder) GIRDER=$2; shift ;;
     --only) ONLY=$2; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -69,6 +73,17 @@ if [[ ",$BROKERS," == *,rumqttd,* ]] && [ ! -x "$RUMQTTD" ]; then
     log "rumqttd installed in $(( $(date +%s) - t0 ))s"
   else
     log "rumqttd failed to install after $(( $(date +%s) - t0 ))s: it is marked missing"
+  fi
+fi
+
+RMQTTD=$(command -v rmqttd || echo "$HOME/.cargo/bin/rmqttd")
+if [[ ",$BROKERS," == *,rmqtt-cluster,* ]] && [ ! -x "$RMQTTD" ]; then
+  log "cargo install --locked rmqttd (a long build)"
+  t0=$(date +%s)
+  if cargo install --locked rmqttd >"$OUT/rmqttd-install.log" 2>&1; then
+    log "rmqttd installed in $(( $(date +%s) - t0 ))s"
+  else
+    log "rmqttd failed to install after $(( $(date +%s) - t0 ))s: it is marked missing"
   fi
 fi
 
@@ -129,10 +144,157 @@ next_connection_delay_ms = 0
 CONF
 }
 
+# The clusters: three nodes each on 127.0.0.1. Clients of the same-node
+# scenarios use node 1; the xnode scenarios publish on node 1 and subscribe
+# on node 2. The broker's CPU and RSS are sampled on node 1.
+GC_MQTT=22871; GC_DIST=22874; GC_ADMIN=22877
+RC_MQTT=22881
+
+write_girder_cluster() {
+  local n seeds=""
+  for n in 1 2 3; do
+    seeds+="${seeds:+, }\"girder$n@127.0.0.1:$((GC_DIST + n - 1))\""
+  done
+  for n in 1 2 3; do
+    cat >"$WORK/girder$n.conf" <<CONF
+node { name = "girder$n@127.0.0.1", cookie = "bench-cookie", data_dir = "$WORK/girder$n" }
+cluster {
+  discovery_strategy = static
+  static.seeds = [$seeds]
+  dist.bind = "127.0.0.1:$((GC_DIST + n - 1))"
+}
+listeners.tcp.default { bind = "127.0.0.1:$((GC_MQTT + n - 1))", tcp_options.backlog = 4096 }
+admin.bind = "127.0.0.1:$((GC_ADMIN + n - 1))"
+mqtt { max_inflight = 100, max_mqueue_len = 1000 }
+CONF
+  done
+}
+
+# rmqtt: the raft cluster plugin only (no ACL, counter or HTTP plugin), the
+# same window and queue as the others, its busy check off (it refuses
+# CONNECTs on a loaded machine). Raft state is in memory: every run starts
+# afresh. Nodes start one at a time (node 1 leads): started together, they
+# can elect two leaders. A node's MQTT port opens once it is in the cluster.
+write_rmqtt_cluster() {
+  local n
+  for n in 1 2 3; do
+    mkdir -p "$WORK/rmqtt$n/plugins"
+    cat >"$WORK/rmqtt$n/rmqtt.toml" <<CONF
+[node]
+id = $n
+
+[node.busy]
+check_enable = false
+
+[rpc]
+server_addr = "127.0.0.1:$((RC_MQTT + 10 + n - 1))"
+
+[log]
+to = "console"
+level = "warn"
+
+[mqtt]
+max_sessions = 0
+
+[plugins]
+dir = "$WORK/rmqtt$n/plugins"
+default_startups = ["rmqtt-cluster-raft"]
+disabled_default_startups = ["rmqtt-acl", "rmqtt-counter", "rmqtt-http-api"]
+
+[listener.tcp.external]
+addr = "127.0.0.1:$((RC_MQTT + n - 1))"
+allow_anonymous = true
+max_connections = 1024000
+max_handshaking_limit = 5000
+backlog = 4096
+nodelay = true
+max_packet_size = "1m"
+max_inflight = 100
+max_mqueue_len = 1000
+mqueue_rate_limit = "4294967295,1s"
+message_retry_interval = "30s"
+message_expiry_interval = "5m"
+session_expiry_interval = "2h"
+CONF
+    cat >"$WORK/rmqtt$n/plugins/rmqtt-cluster-raft.toml" <<CONF
+node_grpc_addrs = ["1@127.0.0.1:$((RC_MQTT + 10))", "2@127.0.0.1:$((RC_MQTT + 11))", "3@127.0.0.1:$((RC_MQTT + 12))"]
+raft_peer_addrs = ["1@127.0.0.1:$((RC_MQTT + 20))", "2@127.0.0.1:$((RC_MQTT + 21))", "3@127.0.0.1:$((RC_MQTT + 22))"]
+leader_id = 1
+CONF
+  done
+}
+
+start_rmqtt_node() { # n -> $! is the node's pid once it listens (or has failed)
+  local n=$1 port=$((RC_MQTT + n - 1))
+  (cd "$WORK/rmqtt$n" && exec env -u RUST_LOG "$RMQTTD" -f "$WORK/rmqtt$n/rmqtt.toml" --id "$n") \
+    >"$OUT/broker-rmqtt-cluster-$n.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 600); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+}
+
+rmqtt_ready() {
+  local n
+  for n in 1 2 3; do
+    (exec 3<>"/dev/tcp/127.0.0.1/$((RC_MQTT + n - 1))") 2>/dev/null || return 1
+  done
+}
+
+BROKER_PID=""
+CLUSTER_PIDS=()
+SUB_ADDR=""
+start_cluster() { # broker -> sets CLUSTER_PIDS, BROKER_PID, BROKER_ADDR, SUB_ADDR
+  local broker=$1 n
+  CLUSTER_PIDS=()
+  case "$broker" in
+    girder-cluster)
+      rm -rf "$WORK"/girder[123]
+      for n in 1 2 3; do
+        "$GIRDER" start -c "$WORK/girder$n.conf" >"$OUT/broker-girder-cluster-$n.log" 2>&1 &
+        CLUSTER_PIDS+=($!)
+      done
+      BROKER_ADDR=127.0.0.1:$GC_MQTT
+      SUB_ADDR=127.0.0.1:$((GC_MQTT + 1))
+      local ok=""
+      for _ in $(seq 200); do
+        if "$GIRDER" ctl --node "127.0.0.1:$GC_ADMIN" --json cluster status 2>/dev/null |
+          grep -q 'girder3@127.0.0.1' &&
+          "$GIRDER" ctl --node "127.0.0.1:$((GC_ADMIN + 1))" --json cluster status 2>/dev/null |
+          grep -q 'girder1@127.0.0.1'; then ok=1; break; fi
+        sleep 0.1
+      done
+      ;;
+    rmqtt-cluster)
+      for n in 1 2 3; do
+        start_rmqtt_node "$n"
+        CLUSTER_PIDS+=($!)
+      done
+      BROKER_ADDR=127.0.0.1:$RC_MQTT
+      SUB_ADDR=127.0.0.1:$((RC_MQTT + 1))
+      local ok=""
+      for _ in $(seq 300); do
+        if rmqtt_ready; then ok=1; break; fi
+        sleep 0.1
+      done
+      ;;
+  esac
+  BROKER_PID=${CLUSTER_PIDS[0]}
+  if [ -z "$ok" ]; then
+    log "$broker did not form a cluster"
+    stop_broker
+    return 1
+  fi
+}
+
 BROKER_PID=""
 start_broker() { # broker version -> sets BROKER_PID and BROKER_ADDR
   local broker=$1 version=$2 port
+  SUB_ADDR=""
   case "$broker" in
+    girder-cluster|rmqtt-cluster) start_cluster "$broker"; return $? ;;
     girder)
       port=$PORT_girder
       "$GIRDER" start --set "listeners.tcp.default.bind=127.0.0.1:$port" \
@@ -163,6 +325,18 @@ start_broker() { # broker version -> sets BROKER_PID and BROKER_ADDR
 }
 
 stop_broker() {
+  local pid
+  if [ ${#CLUSTER_PIDS[@]} -gt 0 ]; then
+    for pid in "${CLUSTER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${CLUSTER_PIDS[@]}"; do
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    done
+    CLUSTER_PIDS=()
+    BROKER_PID=""
+    return 0
+  fi
   [ -n "$BROKER_PID" ] || return 0
   kill -TERM "$BROKER_PID" 2>/dev/null || true
   for _ in $(seq 100); do
@@ -179,12 +353,17 @@ available() {
     girder) [ -x "$GIRDER" ] ;;
     mosquitto) [ -x "$MOSQUITTO" ] ;;
     rumqttd) [ -x "$RUMQTTD" ] ;;
+    girder-cluster) [ -x "$GIRDER" ] ;;
+    rmqtt-cluster) [ -x "$RMQTTD" ] ;;
     *) return 1 ;;
   esac
 }
 
 # --- scenarios -----------------------------------------------------------
-# name|mqtt version|girder bench arguments. Sizes: quick / full.
+# name|mqtt version|girder bench arguments[|where]. Sizes: quick / full.
+# where: "single" (default: the single-node brokers), "both" (also each
+# cluster, all clients on node 1), "xnode" (the clusters only: publishers on
+# node 1, subscribers on node 2).
 if [ "$MODE" = quick ]; then
   D=3; IDLE1=1000; IDLE2=2000; FANOUT=200; PAIRS=200; PAIR_RATE=4000; STORM_SUBS=100; STORM_RET=1000
 else
@@ -194,11 +373,14 @@ SCENARIOS=(
   "idle-$IDLE1|3|conn -c $IDLE1 --connect-rate 5000 --sources 4 --hold $D -d $((D + 5))"
   "idle-$IDLE2|3|conn -c $IDLE2 --connect-rate 5000 --sources 4 --hold $D -d $((D + 5))"
   "fan-in-q0|3|pubsub --publishers 100 -t bench/fanin/%i --subscribers 1 --sub-topic bench/fanin/# -q 0 --inflight 5000 -d $D"
-  "fan-in-q1|3|pubsub --publishers 100 -t bench/fanin/%i --subscribers 1 --sub-topic bench/fanin/# -q 1 --sub-qos 1 --inflight 1000 -d $D"
+  "fan-in-q1|3|pubsub --publishers 100 -t bench/fanin/%i --subscribers 1 --sub-topic bench/fanin/# -q 1 --sub-qos 1 --inflight 1000 -d $D|both"
+  "xnode-fan-in-q1|3|pubsub --publishers 100 -t bench/fanin/%i --subscribers 1 --sub-topic bench/fanin/# -q 1 --sub-qos 1 --inflight 1000 -d $D|xnode"
   "fan-out-100|3|pubsub --publishers 1 -t bench/fanout --subscribers $FANOUT --sub-topic bench/fanout -q 0 --rate 100 -d $D"
-  "fan-out-max|3|pubsub --publishers 1 -t bench/fanout --subscribers $FANOUT --sub-topic bench/fanout -q 0 --inflight $((FANOUT * 50)) -d $D"
+  "fan-out-max|3|pubsub --publishers 1 -t bench/fanout --subscribers $FANOUT --sub-topic bench/fanout -q 0 --inflight $((FANOUT * 50)) -d $D|both"
+  "xnode-fan-out-max|3|pubsub --publishers 1 -t bench/fanout --subscribers $FANOUT --sub-topic bench/fanout -q 0 --inflight $((FANOUT * 50)) -d $D|xnode"
   "pairs-q0-v3|3|pubsub --publishers $PAIRS -t bench/pair/%i --subscribers $PAIRS --sub-topic bench/pair/%i -q 0 --rate $PAIR_RATE -d $D --sources 2"
-  "pairs-q1-v3|3|pubsub --publishers $PAIRS -t bench/pair/%i --subscribers $PAIRS --sub-topic bench/pair/%i -q 1 --sub-qos 1 --rate $PAIR_RATE -d $D --sources 2"
+  "pairs-q1-v3|3|pubsub --publishers $PAIRS -t bench/pair/%i --subscribers $PAIRS --sub-topic bench/pair/%i -q 1 --sub-qos 1 --rate $PAIR_RATE -d $D --sources 2|both"
+  "xnode-pairs-q1-v3|3|pubsub --publishers $PAIRS -t bench/pair/%i --subscribers $PAIRS --sub-topic bench/pair/%i -q 1 --sub-qos 1 --rate $PAIR_RATE -d $D --sources 2|xnode"
   "pairs-q0-v5|5|pubsub --publishers $PAIRS -t bench/pair/%i --subscribers $PAIRS --sub-topic bench/pair/%i -q 0 --rate $PAIR_RATE -d $D --sources 2"
   "pairs-q1-v5|5|pubsub --publishers $PAIRS -t bench/pair/%i --subscribers $PAIRS --sub-topic bench/pair/%i -q 1 --sub-qos 1 --rate $PAIR_RATE -d $D --sources 2"
   "retained-storm|3|storm --retained $STORM_RET --subscribers $STORM_SUBS --connect-rate 1000 -d $((D * 4))"
@@ -206,6 +388,8 @@ SCENARIOS=(
 )
 
 write_configs
+write_girder_cluster
+write_rmqtt_cluster
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "mode: $MODE"
@@ -216,14 +400,20 @@ write_configs
   echo "girder: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "mosquitto: $("$MOSQUITTO" -h 2>/dev/null | head -1 || true)"
   echo "rumqttd: $( [ -x "$RUMQTTD" ] && "$RUMQTTD" --version 2>/dev/null || echo missing)"
+  echo "rmqttd: $( [ -x "$RMQTTD" ] && "$RMQTTD" --version 2>/dev/null | head -1 || echo missing)"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
 
 IFS=',' read -r -a BROKER_LIST <<<"$BROKERS"
 for entry in "${SCENARIOS[@]}"; do
-  IFS='|' read -r name version args <<<"$entry"
+  IFS='|' read -r name version args where <<<"$entry"
+  where=${where:-single}
   [[ -z "$ONLY" || "$name" =~ $ONLY ]] || continue
   for broker in "${BROKER_LIST[@]}"; do
+    case "$broker" in
+      *-cluster) [ "$where" = single ] && continue ;;
+      *) [ "$where" = xnode ] && continue ;;
+    esac
     if ! available "$broker"; then
       log "$broker missing: $name skipped"
       continue
@@ -231,8 +421,10 @@ for entry in "${SCENARIOS[@]}"; do
     log "== $name on $broker"
     echo "$name $broker $(cat /proc/loadavg)" >>"$OUT/loadavg.txt"
     start_broker "$broker" "$version" || continue
+    sub_host=()
+    [ "$where" = xnode ] && sub_host=(--sub-host "$SUB_ADDR")
     # shellcheck disable=SC2086 # the arguments are split on purpose
-    if ! timeout 600 "$GIRDER" bench $args --mqtt "$version" --host "$BROKER_ADDR" \
+    if ! timeout 600 "$GIRDER" bench $args "${sub_host[@]}" --mqtt "$version" --host "$BROKER_ADDR" \
       --broker-pid "$BROKER_PID" --broker-name "$broker" --label "$name" \
       --prefix "bench-$broker" --out "$OUT/$name--$broker.json" 2>"$OUT/$name--$broker.log"; then
       log "$name on $broker failed (see $OUT/$name--$broker.log)"
@@ -242,5 +434,13 @@ for entry in "${SCENARIOS[@]}"; do
   done
 done
 
-"$GIRDER" bench report "$OUT" --subject girder --brokers "$BROKERS"
+single=$(tr ',' '\n' <<<"$BROKERS" | grep -v -- '-cluster$' | paste -sd, -)
+clusters=$(tr ',' '\n' <<<"$BROKERS" | grep -- '-cluster$' | paste -sd, -)
+if [ -n "$single" ]; then
+  "$GIRDER" bench report "$OUT" --subject girder --brokers "$single"
+fi
+if [ -n "$clusters" ]; then
+  "$GIRDER" bench report "$OUT" --subject girder-cluster --brokers "$clusters" \
+    --markdown "$OUT/report-cluster.md" --png "$OUT/chart-cluster.png"
+fi
 log "results in $OUT"

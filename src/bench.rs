@@ -191,7 +191,8 @@ enum BenchCommand {
         #[arg(long, default_value = "girder")]
         subject: String,
         /// Broker columns after the subject, in order (a listed broker with
-        /// no results shows as missing).
+        /// no results shows as missing); when given, other brokers' results
+        /// are left out.
         #[arg(long, value_delimiter = ',')]
         brokers: Vec<String>,
         /// A TrueType font for the chart's text.

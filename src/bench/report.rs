@@ -135,8 +135,13 @@ fn load(dir: &Path, subject: &str, brokers: &[String]) -> Result<Table, BenchErr
 }
 
 /// Orders scenarios by first appearance and brokers with the subject first,
-/// then `listed` (shown even without results), then any others found.
-fn arrange(runs: Vec<Summary>, subject: &str, listed: &[String]) -> Table {
+/// then `listed` (shown even without results), then any others found. With
+/// brokers listed, the runs of other brokers (and scenarios only they ran)
+/// are left out.
+fn arrange(mut runs: Vec<Summary>, subject: &str, listed: &[String]) -> Table {
+    if !listed.is_empty() {
+        runs.retain(|run| run.broker == subject || listed.contains(&run.broker));
+    }
     let mut scenarios: Vec<String> = Vec::new();
     for run in &runs {
         if !scenarios.contains(&run.label) {

@@ -321,6 +321,10 @@ async fn conn(common: CommonArgs, count: usize, hold: u64) -> Result<(), BenchEr
     run.finish("conn", summary).await
 }
 
+/// How long subscribers on other nodes than the publishers are given for
+/// their routes to reach the publishers' nodes before publishing starts.
+const ROUTE_SETTLE: Duration = Duration::from_secs(1);
+
 /// `pub`, `sub` and `pubsub`: subscribers first (all subscribed), then
 /// publishers (all connected), then the measured phase, then the drain.
 async fn pubsub(
@@ -347,6 +351,11 @@ async fn pubsub(
 
     // Every subscription of the run, to know each publish's fan-out.
     let mut subscriptions = Vec::new();
+    let sub_hosts_differ: Vec<SocketAddr> = sub_hosts
+        .iter()
+        .filter(|h| !run.common.hosts.contains(h))
+        .copied()
+        .collect();
     if let Some(sub) = &subscribe {
         let hosts = if sub_hosts.is_empty() {
             run.common.hosts.clone()
@@ -384,6 +393,12 @@ async fn pubsub(
         })
         .await;
         summary.subscribers = total;
+        if !sub_hosts_differ.is_empty() {
+            // Subscribers on other nodes than the publishers: their routes
+            // reach the publishers' nodes through the cluster's tables.
+            let settle = Instant::now() + ROUTE_SETTLE;
+            run.progress("routes", settle, |_| false).await;
+        }
     }
 
     let mut fanouts = Vec::new();
