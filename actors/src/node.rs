@@ -32,10 +32,11 @@ use girder_supervision::{
 use tracing::info;
 
 use crate::channel::{ChannelActor, Subscriber};
-use crate::cluster::{ClusterSide, CLIENTS, ROUTES};
+use crate::cluster::{ClusterSide, CLIENTS, RETAINED, ROUTES};
 use crate::cm::{ClientRegistry, ClientTable};
 use crate::listener::{BoundListener, ListenerContext, ListenerSettings};
 use crate::metrics::Metrics;
+use crate::router::retained::RetainedTasks;
 use crate::router::{RouteTable, Router, RoutingShard};
 use crate::settings;
 
@@ -102,6 +103,8 @@ pub struct Node {
     cluster: ClusterSide,
     shared: Arc<NodeShared>,
     listeners: Vec<(String, SocketAddr)>,
+    /// Keep the retained store and the `retained` table in step.
+    retained: Option<RetainedTasks>,
 }
 
 impl Node {
@@ -141,6 +144,16 @@ impl Node {
                 node: cluster.handle.node().clone(),
             }),
         ));
+        // Loaded before any client connects.
+        let retained = if config.retainer.enable {
+            Some(
+                router
+                    .replicate_retained(cluster.rlog.clone(), RETAINED)
+                    .map_err(|e| NodeError::Cluster(format!("retained messages: {e}")))?,
+            )
+        } else {
+            None
+        };
         let shared = Arc::new(NodeShared {
             router,
             cm: ClientRegistry::new(Some(ClientTable {
@@ -186,6 +199,7 @@ impl Node {
             cluster,
             shared,
             listeners,
+            retained,
         })
     }
 
@@ -210,10 +224,14 @@ impl Node {
     }
 
     /// Stops the tree (children in reverse start order, each within its
-    /// shutdown timeout), then the admin endpoint and the distribution
+    /// shutdown timeout), lets the retained messages already queued reach
+    /// their table, then stops the admin endpoint and the distribution
     /// layer.
     pub async fn shutdown(self) -> ExitReason {
         let reason = self.root.shutdown().await;
+        if let Some(retained) = self.retained {
+            retained.stop(Duration::from_secs(5)).await;
+        }
         self.cluster.shutdown().await;
         reason
     }

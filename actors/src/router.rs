@@ -31,12 +31,15 @@
 //! - this file: [`Router`], [`Mailbox`], [`RouterConfig`], [`RouteTable`].
 //! - [`shard`]: [`RoutingShard`], the supervised writer of one shard's route
 //!   rows.
+//! - [`retained`]: the retained store as the mirror of the replicated
+//!   `retained` table, its writer and watcher tasks.
 
+pub mod retained;
 pub mod shard;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use actix::Recipient;
@@ -106,6 +109,9 @@ pub struct Router<S> {
     route_writes: Mutex<()>,
     /// The routing shard actor of each index shard, while one runs.
     shard_actors: Box<[Mutex<Option<Recipient<WriteRoute>>>]>,
+    /// The replicated table the retained store mirrors, once
+    /// [`Router::replicate_retained`] set it.
+    retained_table: OnceLock<Arc<retained::RetainedTable>>,
 }
 
 impl<S: Mailbox> Router<S> {
@@ -123,6 +129,7 @@ impl<S: Mailbox> Router<S> {
             routes,
             route_writes: Mutex::new(()),
             shard_actors,
+            retained_table: OnceLock::new(),
         }
     }
 
@@ -269,8 +276,12 @@ impl<S: Mailbox> Router<S> {
     }
 
     /// Stores, replaces or (empty payload) clears the retained message of
-    /// its topic, retained at `now`; counts a refusal.
+    /// its topic, retained at `now`; counts a refusal. With a replicated
+    /// table, the change is also queued for it (see [`retained`]).
     pub fn retain(&self, message: &Message, now: Instant) {
+        if let Some(table) = self.retained_table.get() {
+            return self.retain_in_table(table, message, now);
+        }
         if let RetainOutcome::Refused(_) = self.routing.retain(message, now) {
             self.metrics.retained_refused();
         }
@@ -279,6 +290,9 @@ impl<S: Mailbox> Router<S> {
     /// Removes the expired retained messages (`retainer.msg_clear_interval`);
     /// returns how many.
     pub fn purge_expired_retained(&self, now: Instant) -> usize {
+        if let Some(table) = self.retained_table.get() {
+            return self.purge_in_table(table, now);
+        }
         self.routing.purge_expired_retained(now)
     }
 
