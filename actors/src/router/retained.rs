@@ -117,38 +117,36 @@ pub struct RetainedTable {
     clears_rows: bool,
 }
 
-impl RetainedTable {
-    /// The ops of a batch of writes, in order; a put or delete overtaken by
-    /// a later one on the same topic in the batch is left out.
-    fn ops(&self, writes: Vec<Write>) -> Vec<Op> {
-        let mut ops: Vec<Op> = Vec::with_capacity(writes.len());
-        let mut last: HashMap<Arc<str>, usize> = HashMap::new();
-        for write in writes {
-            let (topic, value) = match write {
-                Write::Put { topic, row } => (topic, Some(row)),
-                Write::Delete { topic } => (topic, None),
-                Write::DeleteExpired { topic, row } => {
-                    last.remove(&topic);
-                    ops.push(Op::guard(self.table, topic.as_bytes(), Some(row), 1));
-                    ops.push(Op::delete(self.table, key(&topic)));
-                    continue;
-                }
-            };
-            let op = Op {
-                table: self.table.to_owned(),
-                key: key(&topic),
-                value,
-            };
-            match last.get(&topic) {
-                Some(&i) => ops[i] = op,
-                None => {
-                    last.insert(topic, ops.len());
-                    ops.push(op);
-                }
+/// The ops of a batch of writes to `table`, in order; a put or delete
+/// overtaken by a later one on the same topic in the batch is left out.
+fn batch_ops(table: &str, writes: Vec<Write>) -> Vec<Op> {
+    let mut ops: Vec<Op> = Vec::with_capacity(writes.len());
+    let mut last: HashMap<Arc<str>, usize> = HashMap::new();
+    for write in writes {
+        let (topic, value) = match write {
+            Write::Put { topic, row } => (topic, Some(row)),
+            Write::Delete { topic } => (topic, None),
+            Write::DeleteExpired { topic, row } => {
+                last.remove(&topic);
+                ops.push(Op::guard(table, topic.as_bytes(), Some(row), 1));
+                ops.push(Op::delete(table, key(&topic)));
+                continue;
+            }
+        };
+        let op = Op {
+            table: table.to_owned(),
+            key: key(&topic),
+            value,
+        };
+        match last.get(&topic) {
+            Some(&i) => ops[i] = op,
+            None => {
+                last.insert(topic, ops.len());
+                ops.push(op);
             }
         }
-        ops
     }
+    ops
 }
 
 fn key(topic: &str) -> Bytes {
@@ -416,7 +414,7 @@ async fn write_loop<S: Mailbox>(
             }
         }
         let topics: Vec<Arc<str>> = batch.iter().map(|w| Arc::clone(w.topic())).collect();
-        let ops = table.ops(batch);
+        let ops = batch_ops(table.table, batch);
         match table.rlog.write(&table.shard, ops).await {
             Ok(index) => {
                 if !table
@@ -451,5 +449,87 @@ async fn watch_loop<S: Mailbox>(
             }
             Err(broadcast::error::RecvError::Closed) => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(topic: &str, row: &'static [u8]) -> Write {
+        Write::Put {
+            topic: topic.into(),
+            row: Bytes::from_static(row),
+        }
+    }
+
+    #[test]
+    fn a_batch_keeps_the_last_write_of_each_topic_and_guards_expired_deletes() {
+        let writes = vec![
+            put("a", b"1"),
+            put("b", b"1"),
+            put("a", b"2"),
+            Write::Delete { topic: "b".into() },
+            Write::DeleteExpired {
+                topic: "a".into(),
+                row: Bytes::from_static(b"2"),
+            },
+            put("a", b"3"),
+        ];
+        let ops = batch_ops("retained", writes);
+        let shown: Vec<(String, Option<&[u8]>)> = ops
+            .iter()
+            .map(|op| {
+                (
+                    String::from_utf8_lossy(&op.key).into_owned(),
+                    op.value.as_deref(),
+                )
+            })
+            .collect();
+        let guard = Op::guard("retained", b"a", Some(Bytes::from_static(b"2")), 1);
+        assert_eq!(
+            shown,
+            vec![
+                ("a".to_owned(), Some(&b"2"[..])),
+                ("b".to_owned(), None),
+                (String::from_utf8_lossy(&guard.key).into_owned(), Some(&b"2"[..])),
+                ("a".to_owned(), None),
+                ("a".to_owned(), Some(&b"3"[..])),
+            ]
+        );
+        assert!(ops.iter().all(|op| op.table == "retained"));
+    }
+
+    #[test]
+    fn a_row_keeps_wall_clock_expiries() {
+        use girder_broker::codec::{ByteStr, QoS};
+
+        let now = Instant::now();
+        let mut message = Message::new(
+            ByteStr::from("t"),
+            Bytes::from_static(b"p"),
+            QoS::AtLeastOnce,
+            true,
+            ByteStr::from("c"),
+            now,
+        );
+        message.expires_at = Some(now + Duration::from_secs(10));
+        message.expiry_sent = true;
+        let deadline = Some(now + Duration::from_secs(8));
+        let row = wire::retained_to_row(&message, deadline, now, 1_000_000);
+        assert_eq!(row.expires_at_unix_ms, Some(1_008_000));
+        let row = Bytes::from(row.encode_to_vec());
+
+        // Read 3 s later (of wall clock) by a node whose `Instant`s differ.
+        let there = Instant::now() + Duration::from_secs(100);
+        let (got, deadline) = decode(&row, there, 1_003_000).unwrap();
+        assert_eq!(deadline, Some(there + Duration::from_secs(5)));
+        assert_eq!(got.remaining_expiry(there), Some(7));
+        assert_eq!(&got.payload[..], b"p");
+
+        // Read after the deadline: expired at once.
+        let (_, deadline) = decode(&row, there, 1_009_000).unwrap();
+        assert_eq!(deadline, Some(there));
+        assert!(decode(&Bytes::from_static(b"\xff\xff"), there, 0).is_err());
     }
 }
