@@ -26,9 +26,7 @@ fn mqtt(spec: &Spec) -> SocketAddr {
 async fn retained_on(addr: SocketAddr, topic: &str) -> Result<Option<(Vec<u8>, bool)>> {
     let opts = rumqttc::MqttOptions::new(unique("s"), addr.ip().to_string(), addr.port());
     let (mut c, _) = V4Client::connect(opts).await?;
-    c.client
-        .subscribe(topic, rumqttc::QoS::AtLeastOnce)
-        .await?;
+    c.client.subscribe(topic, rumqttc::QoS::AtLeastOnce).await?;
     c.next_suback().await?;
     Ok(tokio::time::timeout(QUIET, c.next_publish())
         .await
@@ -198,7 +196,8 @@ async fn an_expired_retained_message_is_not_delivered_on_another_node() -> Resul
     );
 
     // ...and stops sending it once it expired (no clearer: the row stays).
-    tokio::time::sleep(Duration::from_secs(EXPIRY.into()).saturating_sub(published.elapsed())).await;
+    tokio::time::sleep(Duration::from_secs(EXPIRY.into()).saturating_sub(published.elapsed()))
+        .await;
     wait_retained(second, &topic, None).await?;
     assert_eq!(rows(&nodes[1])?, 1);
 

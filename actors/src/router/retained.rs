@@ -227,16 +227,8 @@ impl<S: Mailbox> Router<S> {
         let loaded = self.reload_retained(&retained);
         info!(table, messages = loaded, "retained_table_loaded");
         let tasks = vec![
-            tokio::spawn(write_loop(
-                Arc::clone(self),
-                Arc::clone(&retained),
-                writes,
-            )),
-            tokio::spawn(watch_loop(
-                Arc::clone(self),
-                Arc::clone(&retained),
-                changes,
-            )),
+            tokio::spawn(write_loop(Arc::clone(self), Arc::clone(&retained), writes)),
+            tokio::spawn(watch_loop(Arc::clone(self), Arc::clone(&retained), changes)),
         ];
         Ok(RetainedTasks {
             table: retained,
@@ -389,7 +381,11 @@ impl<S: Mailbox> Router<S> {
 }
 
 /// The message and deadline of an encoded row.
-fn decode(row: &Bytes, now: Instant, now_unix: u64) -> Result<(Message, Option<Instant>), WireError> {
+fn decode(
+    row: &Bytes,
+    now: Instant,
+    now_unix: u64,
+) -> Result<(Message, Option<Instant>), WireError> {
     let row = pb::Retained::decode(row.clone())?;
     wire::retained_from_row(row, now, now_unix)
 }
@@ -492,7 +488,10 @@ mod tests {
             vec![
                 ("a".to_owned(), Some(&b"2"[..])),
                 ("b".to_owned(), None),
-                (String::from_utf8_lossy(&guard.key).into_owned(), Some(&b"2"[..])),
+                (
+                    String::from_utf8_lossy(&guard.key).into_owned(),
+                    Some(&b"2"[..])
+                ),
                 ("a".to_owned(), None),
                 ("a".to_owned(), Some(&b"3"[..])),
             ]

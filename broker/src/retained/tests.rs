@@ -239,7 +239,10 @@ fn put_ignores_the_limits_that_set_applies() {
     assert_eq!(store.set("a", "m:a".to_owned(), None), Ok(None));
     assert!(store.set("b", "m:b".to_owned(), None).is_err());
     assert_eq!(store.put("b", "too long".to_owned(), None), None);
-    assert_eq!(store.put("b", "m:b".to_owned(), None), Some("too long".to_owned()));
+    assert_eq!(
+        store.put("b", "m:b".to_owned(), None),
+        Some("too long".to_owned())
+    );
     assert_eq!((store.len(), store.total_bytes()), (2, 6));
 }
 
@@ -247,8 +250,12 @@ fn put_ignores_the_limits_that_set_applies() {
 fn take_expired_names_what_it_removed_and_topics_lists_everything() {
     let now = Instant::now();
     let mut store = store_with(&["$SYS/x", "a/b", "c"]);
-    store.set("a/b", "m:a/b".to_owned(), Some(now + secs(2))).unwrap();
-    store.set("c", "m:c".to_owned(), Some(now + secs(1))).unwrap();
+    store
+        .set("a/b", "m:a/b".to_owned(), Some(now + secs(2)))
+        .unwrap();
+    store
+        .set("c", "m:c".to_owned(), Some(now + secs(1)))
+        .unwrap();
     let mut topics: Vec<String> = store.topics().iter().map(|t| t.to_string()).collect();
     topics.sort();
     assert_eq!(topics, ["$SYS/x", "a/b", "c"]);
