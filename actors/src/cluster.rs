@@ -78,14 +78,19 @@ pub const ROUTES: &str = "routes";
 /// its session.
 pub const CLIENTS: &str = "clients";
 
+/// The consensus table of retained messages: topic name → the message
+/// (`girder.broker.v1.Retained`), in the shard of the same name.
+pub const RETAINED: &str = "retained";
+
 /// The replicated tables the broker registers (DESIGN §4): owned shards for
 /// routes and the client registry, consensus shards for what every node must
-/// agree on (users, ACL rules, banned clients).
+/// agree on (users, ACL rules, banned clients; retained messages).
 fn shards() -> Vec<ShardSpec> {
     vec![
         ShardSpec::new("route", ShardKind::Owned, &[ROUTES]),
         ShardSpec::new("session", ShardKind::Owned, &[CLIENTS]),
         ShardSpec::new("auth", ShardKind::Consensus, &["users", "acl", "banned"]),
+        ShardSpec::new(RETAINED, ShardKind::Consensus, &[RETAINED]),
     ]
 }
 

@@ -36,10 +36,11 @@ use girder_supervision::{
 use tracing::info;
 
 use crate::channel::{ChannelActor, Subscriber};
-use crate::cluster::{ClusterSide, CLIENTS, ROUTES};
+use crate::cluster::{ClusterSide, CLIENTS, RETAINED, ROUTES};
 use crate::cm::{ClientRegistry, ClientTable};
 use crate::listener::{BoundListener, ListenerContext, ListenerSettings};
 use crate::metrics::Metrics;
+use crate::router::retained::RetainedTasks;
 use crate::router::{ForwardReceiver, RouteFollower, RouteTable, Router, RoutingShard, FORWARD};
 use crate::settings;
 
@@ -108,6 +109,8 @@ pub struct Node {
     cluster: ClusterSide,
     shared: Arc<NodeShared>,
     listeners: Vec<(String, SocketAddr)>,
+    /// Keep the retained store and the `retained` table in step.
+    retained: Option<RetainedTasks>,
 }
 
 impl Node {
@@ -152,6 +155,16 @@ impl Node {
             .handle
             .register(FORWARD, ForwardReceiver::new(Arc::clone(&router)))
             .map_err(|e| NodeError::Cluster(format!("{FORWARD}: {e}")))?;
+        // Loaded before any client connects.
+        let retained = if config.retainer.enable {
+            Some(
+                router
+                    .replicate_retained(cluster.rlog.clone(), RETAINED)
+                    .map_err(|e| NodeError::Cluster(format!("retained messages: {e}")))?,
+            )
+        } else {
+            None
+        };
         let shared = Arc::new(NodeShared {
             router,
             cm: ClientRegistry::new(Some(ClientTable {
@@ -207,6 +220,7 @@ impl Node {
             cluster,
             shared,
             listeners,
+            retained,
         })
     }
 
@@ -231,10 +245,14 @@ impl Node {
     }
 
     /// Stops the tree (children in reverse start order, each within its
-    /// shutdown timeout), then the admin endpoint and the distribution
+    /// shutdown timeout), lets the retained messages already queued reach
+    /// their table, then stops the admin endpoint and the distribution
     /// layer.
     pub async fn shutdown(self) -> ExitReason {
         let reason = self.root.shutdown().await;
+        if let Some(retained) = self.retained {
+            retained.stop(Duration::from_secs(5)).await;
+        }
         self.cluster.shutdown().await;
         reason
     }

@@ -4,7 +4,8 @@
 //! longer sent to new subscribers but keeps its place in the store, so it
 //! still counts against `retainer.max_retained_messages` (without a
 //! clearer, a full store removes its expired messages itself when a new
-//! topic would not fit).
+//! topic would not fit). With the replicated `retained` table, a core's
+//! clearer also deletes the expired rows (see `router::retained`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -43,14 +43,17 @@
 //!   theirs.
 //! - [`follow`]: [`RouteFollower`], the supervised follower of the other
 //!   nodes' route rows.
+//! - [`retained`]: the retained store as the mirror of the replicated
+//!   `retained` table, its writer and watcher tasks.
 
 pub mod follow;
 pub mod forward;
+pub mod retained;
 pub mod shard;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use actix::Recipient;
@@ -124,6 +127,9 @@ pub struct Router<S> {
     route_writes: Mutex<()>,
     /// The routing shard actor of each index shard, while one runs.
     shard_actors: Box<[Mutex<Option<Recipient<WriteRoute>>>]>,
+    /// The replicated table the retained store mirrors, once
+    /// [`Router::replicate_retained`] set it.
+    retained_table: OnceLock<Arc<retained::RetainedTable>>,
 }
 
 impl<S: Mailbox> Router<S> {
@@ -141,6 +147,7 @@ impl<S: Mailbox> Router<S> {
             routes,
             route_writes: Mutex::new(()),
             shard_actors,
+            retained_table: OnceLock::new(),
         }
     }
 
@@ -309,8 +316,12 @@ impl<S: Mailbox> Router<S> {
     }
 
     /// Stores, replaces or (empty payload) clears the retained message of
-    /// its topic, retained at `now`; counts a refusal.
+    /// its topic, retained at `now`; counts a refusal. With a replicated
+    /// table, the change is also queued for it (see [`retained`]).
     pub fn retain(&self, message: &Message, now: Instant) {
+        if let Some(table) = self.retained_table.get() {
+            return self.retain_in_table(table, message, now);
+        }
         if let RetainOutcome::Refused(_) = self.routing.retain(message, now) {
             self.metrics.retained_refused();
         }
@@ -319,6 +330,9 @@ impl<S: Mailbox> Router<S> {
     /// Removes the expired retained messages (`retainer.msg_clear_interval`);
     /// returns how many.
     pub fn purge_expired_retained(&self, now: Instant) -> usize {
+        if let Some(table) = self.retained_table.get() {
+            return self.purge_in_table(table, now);
+        }
         self.routing.purge_expired_retained(now)
     }
 

@@ -112,6 +112,46 @@ pub fn message_from_wire(wire: pb::Message, now: Instant) -> Result<Message, Wir
     Ok(message)
 }
 
+/// The row of the replicated `retained` table for `message`, retained at
+/// `now` (`now_unix_ms` on the wall clock) until `deadline`: the expiries
+/// become wall-clock times, so that the row means the same after a restart
+/// and on another node.
+pub fn retained_to_row(
+    message: &Message,
+    deadline: Option<Instant>,
+    now: Instant,
+    now_unix_ms: u64,
+) -> pb::Retained {
+    let later = |at: Instant| {
+        let left = u64::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX);
+        now_unix_ms.saturating_add(left)
+    };
+    pb::Retained {
+        message: Some(message_to_wire(message, now)),
+        expires_at_unix_ms: deadline.map(later),
+        retained_at_unix_ms: now_unix_ms,
+    }
+}
+
+/// The retained message a row of the `retained` table holds and when it
+/// stops being sent, read at `now` (`now_unix_ms` on the wall clock). A
+/// deadline already past is `now`: the message is expired.
+pub fn retained_from_row(
+    row: pb::Retained,
+    now: Instant,
+    now_unix_ms: u64,
+) -> Result<(Message, Option<Instant>), WireError> {
+    let mut wire = row.message.ok_or(WireError::Missing("message"))?;
+    let elapsed = now_unix_ms.saturating_sub(row.retained_at_unix_ms);
+    wire.expiry_left_ms = wire.expiry_left_ms.map(|ms| ms.saturating_sub(elapsed));
+    let message = message_from_wire(wire, now)?;
+    // A deadline too far to be an `Instant` is never.
+    let deadline = row
+        .expires_at_unix_ms
+        .and_then(|at| now.checked_add(Duration::from_millis(at.saturating_sub(now_unix_ms))));
+    Ok((message, deadline))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

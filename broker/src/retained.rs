@@ -224,7 +224,14 @@ impl<M: PayloadSize> RetainedStore<M> {
                 return Err(RetainError::StoreFull { max });
             }
         }
+        Ok(self.put(topic, message, expires_at))
+    }
 
+    /// [`set`](Self::set) without the limits: for a store that mirrors a
+    /// table whose writers already applied them (a replicated table holds
+    /// what it holds, and its mirror must too).
+    pub fn put(&mut self, topic: &str, message: M, expires_at: Option<Instant>) -> Option<M> {
+        let size = message.payload_size();
         let mut node = &mut self.root;
         for level in topic.split(LEVEL_SEPARATOR) {
             node = node.children.entry(level.into()).or_default();
@@ -245,13 +252,13 @@ impl<M: PayloadSize> RetainedStore<M> {
         self.bytes += size;
         let Some(old) = node.entry.replace(entry) else {
             self.count += 1;
-            return Ok(None);
+            return None;
         };
         self.bytes -= old.size;
         if let Some(at) = old.expires_at.filter(|&at| Some(at) != expires_at) {
             self.expiries.remove(&(at, old.topic));
         }
-        Ok(Some(old.message))
+        Some(old.message)
     }
 
     /// Deletes the message retained on `topic` and returns it (expired or not).
@@ -287,18 +294,40 @@ impl<M: PayloadSize> RetainedStore<M> {
 
     /// Deletes every message expired at `now`; returns how many.
     pub fn purge_expired(&mut self, now: Instant) -> usize {
-        let mut purged = 0;
+        self.take_expired(now).len()
+    }
+
+    /// Deletes every message expired at `now` and returns their topics, in
+    /// expiry order.
+    pub fn take_expired(&mut self, now: Instant) -> Vec<Arc<str>> {
+        let mut purged = Vec::new();
         while let Some((at, _)) = self.expiries.first() {
             if *at > now {
                 break;
             }
             if let Some((_, topic)) = self.expiries.pop_first() {
                 if self.remove(&topic).is_some() {
-                    purged += 1;
+                    purged.push(topic);
                 }
             }
         }
         purged
+    }
+
+    /// The topic of every stored message (expired or not, `$` topics
+    /// included), in no particular order.
+    pub fn topics(&self) -> Vec<Arc<str>> {
+        fn collect<M>(node: &Node<M>, out: &mut Vec<Arc<str>>) {
+            if let Some(entry) = &node.entry {
+                out.push(Arc::clone(&entry.topic));
+            }
+            for child in node.children.values() {
+                collect(child, out);
+            }
+        }
+        let mut out = Vec::with_capacity(self.count);
+        collect(&self.root, &mut out);
+        out
     }
 
     /// Number of stored messages, including expired ones not purged yet.

@@ -36,11 +36,14 @@
 //! - this file: [`Router`], [`RoutingConfig`], the outcomes.
 //! - `routing/batch.rs`: [`DeliveryBatch`], [`RemoteDelivery`].
 //! - `routing/remote.rs`: [`RemoteRoutes`], [`RouteKey`].
+//! - `routing/retained.rs`: the retained store kept as a replicated
+//!   table's mirror (puts without limits, expired topics, resync).
 //! - `routing/tests.rs`: matching, shared-group picks, retained delivery and
 //!   the outcomes.
 
 mod batch;
 mod remote;
+mod retained;
 #[cfg(test)]
 mod tests;
 
@@ -635,7 +638,7 @@ impl<S: Subscriber> Router<S> {
     /// When a message retained at `now` leaves the store: at its own expiry
     /// when its publisher set one, else after `retainer.msg_expiry_interval`
     /// or at the broker's default message expiry, whichever comes first.
-    fn retained_deadline(&self, message: &Message, now: Instant) -> Option<Instant> {
+    pub fn retained_deadline(&self, message: &Message, now: Instant) -> Option<Instant> {
         if message.expiry_sent {
             return message.expires_at;
         }

@@ -286,10 +286,15 @@ async fn t10_messages_cross_every_node_once_and_in_order() -> Result<()> {
     stream_sub.subscribe("stream/1", QoS::AtLeastOnce).await?;
     wait_routes(&nodes, 9)?;
     until_routed(&pubs[0], "stream/1", &mut [&mut stream_sub]).await?;
+    // The publisher stays at most 500 messages ahead of the subscriber:
+    // an overrun subscriber's queue (`mqtt.max_mqueue_len`, 1000 by
+    // default) drops messages, which is not what this measures.
     let total = 10_000u32;
     let sender = pubs[0].client.clone();
+    let (seen_tx, mut seen_rx) = tokio::sync::watch::channel(0u32);
     let send = tokio::spawn(async move {
         for i in 0..total {
+            seen_rx.wait_for(|&seen| i < seen + 500).await?;
             sender
                 .publish(
                     "stream/1",
@@ -311,6 +316,7 @@ async fn t10_messages_cross_every_node_once_and_in_order() -> Result<()> {
         let seq = u32::from_be_bytes(payload[..4].try_into()?);
         assert_eq!(seq, next, "message {next} out of order");
         next += 1;
+        let _ = seen_tx.send(next);
     }
     send.await??;
     Ok(())
@@ -357,7 +363,13 @@ async fn t20_acks_count_other_nodes_and_wills_cross_nodes() -> Result<()> {
 /// period.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t30_a_node_killed_under_a_stream_costs_the_others_nothing() -> Result<()> {
-    let mut nodes = Node::start_all(cluster_specs(93, 0)?)?;
+    let mut specs = cluster_specs(93, 0)?;
+    // Room for the whole stream in the subscriber's queue: an overrun
+    // queue drops messages, which is not what this measures.
+    for spec in &mut specs {
+        spec.extra.push_str("mqtt.max_mqueue_len = 10000\n");
+    }
+    let mut nodes = Node::start_all(specs)?;
     let mut keeper = Client::connect(mqtt(&nodes[1]), &unique("keep"), false).await?;
     keeper.subscribe("live/1", QoS::AtLeastOnce).await?;
     let doomed = Client::connect(mqtt(&nodes[2]), &unique("doomed"), true).await?;

@@ -230,6 +230,45 @@ fn works_with_shared_payloads() {
     assert!(store.get("x", t0).is_some_and(|m| Arc::ptr_eq(m, &payload)));
 }
 
+#[test]
+fn put_ignores_the_limits_that_set_applies() {
+    let mut store = RetainedStore::new(RetainedLimits {
+        max_messages: Some(1),
+        max_payload_size: Some(3),
+    });
+    assert_eq!(store.set("a", "m:a".to_owned(), None), Ok(None));
+    assert!(store.set("b", "m:b".to_owned(), None).is_err());
+    assert_eq!(store.put("b", "too long".to_owned(), None), None);
+    assert_eq!(
+        store.put("b", "m:b".to_owned(), None),
+        Some("too long".to_owned())
+    );
+    assert_eq!((store.len(), store.total_bytes()), (2, 6));
+}
+
+#[test]
+fn take_expired_names_what_it_removed_and_topics_lists_everything() {
+    let now = Instant::now();
+    let mut store = store_with(&["$SYS/x", "a/b", "c"]);
+    store
+        .set("a/b", "m:a/b".to_owned(), Some(now + secs(2)))
+        .unwrap();
+    store
+        .set("c", "m:c".to_owned(), Some(now + secs(1)))
+        .unwrap();
+    let mut topics: Vec<String> = store.topics().iter().map(|t| t.to_string()).collect();
+    topics.sort();
+    assert_eq!(topics, ["$SYS/x", "a/b", "c"]);
+    let expired: Vec<String> = store
+        .take_expired(now + secs(5))
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    assert_eq!(expired, ["c", "a/b"], "in expiry order");
+    assert_eq!(store.len(), 1);
+    assert!(store.take_expired(now + secs(9)).is_empty());
+}
+
 fn level() -> impl Strategy<Value = String> {
     prop_oneof![Just("a"), Just("b"), Just(""), Just("$s")].prop_map(str::to_owned)
 }
