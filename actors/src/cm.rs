@@ -5,6 +5,20 @@
 //! connections racing with one client id, exactly one ends up registered and
 //! the other is taken over by it.
 //!
+//! Across nodes, a client id is claimed (see `handover`): a registration
+//! made while other nodes are linked starts as a claim in progress, which
+//! another node's claimant (holding the client id's cluster-wide lock) may
+//! supersede before it settles; the registry keeps that state beside the
+//! holder:
+//!
+//! ```text
+//!   register(claiming) ──► Claiming ──settle──► Settled
+//!                              │
+//!          another node's claimant (under the lock): supersede
+//!                              ▼
+//!                          Superseded ──► the connection ends, not opened
+//! ```
+//!
 //! The registry is generic over the channel actor type and is given its
 //! table: it imports nothing else of this crate.
 
@@ -14,6 +28,7 @@ use actix::{Actor, WeakAddr};
 use bytes::Bytes;
 use girder_broker::codec::ByteStr;
 use girder_cluster::rlog::Rlog;
+use girder_cluster::ClusterHandle;
 use parking_lot::Mutex;
 use tracing::warn;
 
@@ -44,13 +59,47 @@ pub struct ClientTable {
     pub rlog: Rlog,
     /// The owned table of clients (client id → this node).
     pub table: &'static str,
+    /// The distribution layer: client ids are taken over from other nodes
+    /// through it.
+    pub cluster: ClusterHandle,
+}
+
+/// Where a registration stands in its cluster-wide claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// Held on this node; other nodes were asked to give the id up (or no
+    /// other node was linked).
+    Settled,
+    /// Other nodes are being asked to give the id up.
+    Claiming,
+    /// A claimant on another node took the id while this one was still
+    /// claiming: this registration must end without opening its session.
+    Superseded,
+}
+
+#[derive(Debug)]
+struct Entry<A: Actor> {
+    holder: Registered<A>,
+    claim: Claim,
+}
+
+/// What this node does when another node claims a client id.
+#[derive(Debug)]
+pub enum GiveUp<A: Actor> {
+    /// The client id is not held here.
+    NotHere,
+    /// It was still being claimed here: that claim is superseded and will
+    /// end without taking the id.
+    Superseded,
+    /// Held by this channel actor, which must hand it over.
+    Holder(Registered<A>),
 }
 
 /// Client id → channel actor, for this node; mirrored as this node's rows
 /// of the replicated client table.
 #[derive(Debug)]
 pub struct ClientRegistry<A: Actor> {
-    channels: Mutex<HashMap<ByteStr, Registered<A>>>,
+    channels: Mutex<HashMap<ByteStr, Entry<A>>>,
     tables: Option<ClientTable>,
 }
 
@@ -64,20 +113,83 @@ impl<A: Actor> ClientRegistry<A> {
     }
 
     /// Makes `entry` the holder of `client_id`, returning the previous
-    /// holder, if any.
-    pub fn register(&self, client_id: &ByteStr, entry: Registered<A>) -> Option<Registered<A>> {
-        let previous = self.channels.lock().insert(client_id.clone(), entry);
+    /// holder, if any. With `claiming`, the registration is a claim in
+    /// progress until [`settle`](Self::settle).
+    pub fn register(
+        &self,
+        client_id: &ByteStr,
+        entry: Registered<A>,
+        claiming: bool,
+    ) -> Option<Registered<A>> {
+        let claim = if claiming {
+            Claim::Claiming
+        } else {
+            Claim::Settled
+        };
+        let previous = self.channels.lock().insert(
+            client_id.clone(),
+            Entry {
+                holder: entry,
+                claim,
+            },
+        );
         if previous.is_none() {
             self.client_row(client_id, true);
         }
-        previous
+        previous.map(|e| e.holder)
+    }
+
+    /// Whether the claim of `client_id` by registration `id` was
+    /// superseded by another node's.
+    pub fn is_superseded(&self, client_id: &ByteStr, id: u64) -> bool {
+        self.channels
+            .lock()
+            .get(client_id)
+            .is_some_and(|e| e.holder.id == id && e.claim == Claim::Superseded)
+    }
+
+    /// Ends the claim of `client_id` by registration `id`: true when it
+    /// holds the id (settled now), false when it was superseded or
+    /// replaced meanwhile.
+    pub fn settle(&self, client_id: &ByteStr, id: u64) -> bool {
+        let mut channels = self.channels.lock();
+        match channels.get_mut(client_id) {
+            Some(e) if e.holder.id == id && e.claim != Claim::Superseded => {
+                e.claim = Claim::Settled;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Another node claims `client_id` (holding its cluster-wide lock): a
+    /// claim in progress here is superseded; a settled holder is returned,
+    /// to be asked to hand over.
+    pub fn give_up(&self, client_id: &ByteStr) -> GiveUp<A> {
+        let mut channels = self.channels.lock();
+        match channels.get_mut(client_id) {
+            None => GiveUp::NotHere,
+            Some(e) => match e.claim {
+                Claim::Settled => GiveUp::Holder(e.holder.clone()),
+                Claim::Claiming | Claim::Superseded => {
+                    e.claim = Claim::Superseded;
+                    GiveUp::Superseded
+                }
+            },
+        }
+    }
+
+    /// The replicated tables and the distribution layer, when the node has
+    /// them.
+    pub fn tables(&self) -> Option<&ClientTable> {
+        self.tables.as_ref()
     }
 
     /// Removes `client_id` if `id` still holds it.
     pub fn unregister(&self, client_id: &ByteStr, id: u64) {
         let removed = {
             let mut channels = self.channels.lock();
-            let held = channels.get(client_id).is_some_and(|r| r.id == id);
+            let held = channels.get(client_id).is_some_and(|e| e.holder.id == id);
             held && channels.remove(client_id).is_some()
         };
         if removed {
@@ -97,7 +209,10 @@ impl<A: Actor> ClientRegistry<A> {
 
     /// The holder of `client_id`.
     pub fn lookup(&self, client_id: &ByteStr) -> Option<Registered<A>> {
-        self.channels.lock().get(client_id).cloned()
+        self.channels
+            .lock()
+            .get(client_id)
+            .map(|e| e.holder.clone())
     }
 
     /// Number of registered client ids (sessions on this node).

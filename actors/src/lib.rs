@@ -19,6 +19,8 @@
 //! - [`cluster`]: the distribution layer and the admin endpoint.
 //! - [`retainer`]: the periodic removal of expired retained messages.
 //! - [`cm`]: client id → channel actor (EMQX's `emqx_cm`).
+//! - [`handover`]: one session per client id across the cluster: taking a
+//!   client id over from another node.
 //! - [`metrics`]: counters with EMQX's names.
 //! - [`settings`]: configuration → settings of the parts.
 //! - [`wire`]: broker messages to and from their form between nodes.
@@ -29,6 +31,7 @@
 pub mod channel;
 pub mod cluster;
 pub mod cm;
+pub mod handover;
 pub mod keepalive;
 pub mod listener;
 pub mod metrics;

@@ -9,6 +9,8 @@
 //! │  └─ shard:0..N                 permanent: the route rows of one index
 //! │                                shard each (see `router::shard`)
 //! ├─ retainer                      with `retainer.msg_clear_interval`
+//! ├─ handover                      `girder.cm`: gives client ids up to
+//! │                                other nodes (see `handover`)
 //! └─ listeners (one_for_one)
 //!    └─ listener:tcp:<name> (rest_for_one)
 //!       ├─ connections (dynamic)   one temporary channel actor per client
@@ -146,6 +148,7 @@ impl Node {
             cm: ClientRegistry::new(Some(ClientTable {
                 rlog: cluster.rlog.clone(),
                 table: CLIENTS,
+                cluster: cluster.handle.clone(),
             })),
             channel_config,
             metrics,
@@ -171,6 +174,9 @@ impl Node {
             ));
         }
         let root = root
+            .child(crate::handover::HandoverService::child_spec(Arc::clone(
+                &shared,
+            )))
             .child(listeners_sup.into_child_spec("listeners"))
             .start_root()
             .await?;

@@ -11,7 +11,9 @@
 //! - `proto/girder/rlog/v1/rlog.proto` → [`rlog`]: the replicated tables':
 //!   feeds, snapshots and forwarded writes.
 //! - `proto/girder/broker/v1/broker.proto` → [`broker`]: messages routed
-//!   between nodes (a publisher's node forwarding to subscribers' nodes).
+//!   between nodes (a publisher's node forwarding to subscribers' nodes);
+//!   `proto/girder/broker/v1/session.proto`, in the same package: a client
+//!   id taken over from another node, with its session's state.
 //!
 //! All are versioned packages (`v1`); changes are additive only so that
 //! adjacent releases interoperate.
