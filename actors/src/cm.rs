@@ -148,17 +148,22 @@ impl<A: Actor> ClientRegistry<A> {
             .is_some_and(|e| e.holder.id == id && e.claim == Claim::Superseded)
     }
 
-    /// Ends the claim of `client_id` by registration `id`: true when it
-    /// holds the id (settled now), false when it was superseded or
-    /// replaced meanwhile.
+    /// Ends the claim of `client_id` by registration `id`: false when
+    /// another node's claim superseded it; true when it holds the id
+    /// (settled now) or a newer connection of this node registered it
+    /// meanwhile (which takes the session over from this one, as on any
+    /// local takeover).
     pub fn settle(&self, client_id: &ByteStr, id: u64) -> bool {
         let mut channels = self.channels.lock();
         match channels.get_mut(client_id) {
-            Some(e) if e.holder.id == id && e.claim != Claim::Superseded => {
+            Some(e) if e.holder.id == id => {
+                if e.claim == Claim::Superseded {
+                    return false;
+                }
                 e.claim = Claim::Settled;
                 true
             }
-            _ => false,
+            _ => true,
         }
     }
 
@@ -223,5 +228,62 @@ impl<A: Actor> ClientRegistry<A> {
     /// Whether no client is registered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix::{Actor, Context};
+
+    use super::*;
+
+    struct Holder;
+
+    impl Actor for Holder {
+        type Context = Context<Self>;
+    }
+
+    fn entry(id: u64) -> Registered<Holder> {
+        Registered {
+            id,
+            addr: Holder.start().downgrade(),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_claim_in_progress_is_superseded_and_a_settled_one_handed_over() {
+        let cm = ClientRegistry::<Holder>::new(None);
+        let id = ByteStr::from("c");
+        assert!(matches!(cm.give_up(&id), GiveUp::NotHere));
+
+        // Another node claims while this one is still claiming.
+        assert!(cm.register(&id, entry(1), true).is_none());
+        assert!(!cm.is_superseded(&id, 1));
+        assert!(matches!(cm.give_up(&id), GiveUp::Superseded));
+        assert!(cm.is_superseded(&id, 1));
+        assert!(!cm.settle(&id, 1));
+        cm.unregister(&id, 1);
+        assert!(cm.is_empty());
+
+        // A settled holder is named, to be asked to hand over.
+        cm.register(&id, entry(2), true);
+        assert!(cm.settle(&id, 2));
+        assert!(matches!(cm.give_up(&id), GiveUp::Holder(h) if h.id == 2));
+        // Registered without a claim (no peers): settled at once.
+        let other = ByteStr::from("d");
+        cm.register(&other, entry(3), false);
+        assert!(matches!(cm.give_up(&other), GiveUp::Holder(h) if h.id == 3));
+
+        // A newer local connection replaced a claimant: the older one still
+        // opens (the newer takes its session over), and only the newer one
+        // can be superseded.
+        let third = ByteStr::from("e");
+        cm.register(&third, entry(4), true);
+        let previous = cm.register(&third, entry(5), true);
+        assert_eq!(previous.map(|p| p.id), Some(4));
+        assert!(matches!(cm.give_up(&third), GiveUp::Superseded));
+        assert!(cm.settle(&third, 4));
+        assert!(!cm.is_superseded(&third, 4));
+        assert!(cm.is_superseded(&third, 5));
     }
 }

@@ -411,4 +411,116 @@ mod tests {
             Err(WireError::NotUtf8("topic"))
         ));
     }
+
+    #[test]
+    fn a_session_snapshot_survives_the_trip() {
+        use girder_broker::session::{Session, SessionConfig};
+
+        let now = Instant::now();
+        let mut session = Session::new(ByteStr::from("c"), SessionConfig::default(), now);
+        session.set_expiry_interval(Some(Duration::from_secs(300)));
+        let mut sub = SubOpts::with_qos(QoS::ExactlyOnce);
+        sub.options.no_local = true;
+        sub.options.retain_handling = RetainHandling::DoNotSend;
+        sub.subscription_id = Some(7);
+        session.subscribe(ByteStr::from("a/#"), sub);
+        let message = |topic: &'static str, qos| {
+            Arc::new(Message::new(
+                ByteStr::from(topic),
+                Bytes::from_static(b"p"),
+                qos,
+                false,
+                ByteStr::from("pub"),
+                now,
+            ))
+        };
+        let mut out = Vec::new();
+        session.deliver(
+            [
+                Delivery::new(message("a/1", QoS::AtLeastOnce), sub),
+                Delivery::new(message("a/2", QoS::ExactlyOnce), sub),
+            ],
+            now,
+            &mut out,
+        );
+        session
+            .on_pubrec(2, girder_broker::codec::ReasonCode::Success, now, &mut out)
+            .unwrap();
+        session.on_publish_qos2(9, false, now).unwrap();
+        session.on_disconnect(now);
+        session.deliver(
+            [Delivery::new(message("a/3", QoS::AtLeastOnce), sub)],
+            now,
+            &mut out,
+        );
+        let snapshot = session.snapshot(now);
+        let bytes = prost::Message::encode_to_vec(&session_to_wire(&snapshot, now));
+        let back: pb::SessionState = prost::Message::decode(&bytes[..]).unwrap();
+        let got = session_from_wire(back, now).unwrap();
+        assert_eq!(got.client_id, snapshot.client_id);
+        assert_eq!(got.expiry_interval, snapshot.expiry_interval);
+        assert_eq!(got.subscriptions, snapshot.subscriptions);
+        assert_eq!(got.next_packet_id, snapshot.next_packet_id);
+        assert_eq!(got.awaiting_rel, snapshot.awaiting_rel);
+        let shape = |s: &SessionSnapshot| {
+            let inflight: Vec<(u16, Option<String>)> = s
+                .inflight
+                .iter()
+                .map(|e| match e {
+                    InflightSnapshot::Publish {
+                        packet_id, message, ..
+                    } => (*packet_id, Some(message.topic.to_string())),
+                    InflightSnapshot::Rel { packet_id } => (*packet_id, None),
+                })
+                .collect();
+            let queue: Vec<(String, PublishOpts)> = s
+                .queue
+                .iter()
+                .map(|(m, o)| (m.topic.to_string(), *o))
+                .collect();
+            (inflight, queue)
+        };
+        assert_eq!(shape(&got), shape(&snapshot));
+        assert_eq!(
+            shape(&got),
+            (
+                vec![(1, Some("a/1".to_owned())), (2, None)],
+                vec![(
+                    "a/3".to_owned(),
+                    PublishOpts {
+                        qos: QoS::AtLeastOnce,
+                        retain: false,
+                        subscription_id: Some(7)
+                    }
+                )]
+            )
+        );
+    }
+
+    #[test]
+    fn handed_deliveries_keep_their_subscription_options() {
+        let now = Instant::now();
+        let mut opts = SubOpts::with_qos(QoS::AtLeastOnce);
+        opts.options.retain_as_published = true;
+        opts.subscription_id = Some(3);
+        let mut delivery = Delivery::new(
+            Arc::new(Message::new(
+                ByteStr::from("t"),
+                Bytes::from_static(b"x"),
+                QoS::AtLeastOnce,
+                true,
+                ByteStr::from("p"),
+                now,
+            )),
+            opts,
+        );
+        delivery.retained = true;
+        let wire = deliveries_to_wire(&ByteStr::from("c"), &[delivery], now);
+        let (client_id, got) = deliveries_from_wire(wire, now).unwrap();
+        assert_eq!(client_id, "c");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].opts, opts);
+        assert!(got[0].retained);
+        assert_eq!(got[0].message.topic, "t");
+    }
 }

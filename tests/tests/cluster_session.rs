@@ -4,7 +4,8 @@
 //! over (the old connection gets DISCONNECT 0x8E, or is closed for MQTT
 //! 3), a persistent session moves to the new node with its subscription,
 //! its message in flight and its queue, and two connects with one id on
-//! two nodes at once leave exactly one connection.
+//! two nodes at once leave exactly one connection. A client whose session's
+//! node is down connects anyway, with a new session.
 //!
 //! The messages queued while the client is away are published on the node
 //! that keeps the session: delivery of a publish to another node's
@@ -286,6 +287,42 @@ fn two_connects_with_one_id_on_two_nodes_at_once_leave_one_connection() -> Resul
             drop(survivor);
             wait_client_rows(&nodes, 0).with_context(|| format!("round {round}"))?;
         }
+        Ok(())
+    })
+}
+
+#[test]
+fn a_client_whose_session_node_is_down_connects_with_a_new_session() -> Result<()> {
+    let mut nodes = cluster(87)?;
+    let (id, topic) = (unique("orphan"), unique("t/orphan"));
+    let persistent = |spec: &Spec| {
+        let mut o = v5_opts(spec, &id);
+        o.set_clean_start(false)
+            .set_session_expiry_interval(Some(300));
+        o
+    };
+    let rt = rt()?;
+    rt.block_on(async {
+        let (mut sub, _) = V5Client::connect(persistent(&nodes[0].spec)).await?;
+        sub.client.subscribe(&topic, QoS::AtLeastOnce).await?;
+        sub.next_suback().await?;
+        wait_client_rows(&nodes, 1)
+    })?;
+    // The node holding the session dies; node 2 notices.
+    nodes[0].kill();
+    let gone = nodes[0].spec.name.clone();
+    nodes[1].wait_for("node 1 down", |m| m.stopped == [gone.clone()])?;
+    rt.block_on(async {
+        // The claim cannot reach node 1: the client connects anyway (within
+        // the harness's CONNACK wait), without the session it had there.
+        let (mut sub, ack) = V5Client::connect(persistent(&nodes[1].spec)).await?;
+        ensure!(ack.code == ConnectReturnCode::Success, "{ack:?}");
+        ensure!(!ack.session_present, "no session could come back: {ack:?}");
+        v5_works(&mut sub, &topic).await?;
+        ensure!(
+            v5_closed_within(&mut sub, QUIET).await.is_none(),
+            "the new connection was closed"
+        );
         Ok(())
     })
 }
