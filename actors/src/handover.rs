@@ -44,6 +44,7 @@
 //!
 //! A node with no linked peer skips all of this: nothing to take over from.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,25 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the holder's actor has to hand its session over.
 const HAND_OVER_TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// When (seconds since the epoch) each rate-limited line was last logged:
+/// a node that is down, or a lost majority, concerns every client that
+/// connects, so it is logged once per [`LOG_EVERY_S`] rather than per client.
+static UNREACHABLE_LOGGED: AtomicU64 = AtomicU64::new(0);
+static UNLOCKED_LOGGED: AtomicU64 = AtomicU64::new(0);
+const LOG_EVERY_S: u64 = 10;
+
+/// Whether the line whose last time is `last` may be logged now.
+fn log_allowed(last: &AtomicU64) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let before = last.load(Ordering::Relaxed);
+    now >= before + LOG_EVERY_S
+        && last
+            .compare_exchange(before, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
 /// How a claim ended.
 #[derive(Debug)]
 pub(crate) enum Claimed {
@@ -110,7 +130,6 @@ impl Claim {
         clean_start: bool,
     ) -> Option<Self> {
         let table = shared.cm.tables()?.clone();
-
         if table.cluster.connected().is_empty() {
             return None;
         }
@@ -151,8 +170,11 @@ impl Claim {
                     }
                 }
                 Err(cause) => {
-                    info!(client_id = %self.client_id, %node, %cause,
-                        "client id not taken over from its node: connecting without its session");
+                    if log_allowed(&UNREACHABLE_LOGGED) {
+                        info!(client_id = %self.client_id, %node, %cause,
+                            "client id not taken over from its node: connecting without its \
+                             session (logged once per 10 s)");
+                    }
                 }
             }
         }
@@ -190,8 +212,10 @@ impl Claim {
                 Err(_) => NO_QUORUM_WAIT,
             };
             if started.elapsed() >= wait {
-                warn!(client_id = %self.client_id, waited = ?started.elapsed(),
-                    "client id lock not had: claiming it unlocked");
+                if log_allowed(&UNLOCKED_LOGGED) {
+                    warn!(client_id = %self.client_id, waited = ?started.elapsed(),
+                        "client id lock not had: claiming it unlocked (logged once per 10 s)");
+                }
                 return (None, holders);
             }
             // 10-49 ms, spread so that claimants do not retry in step.

@@ -15,6 +15,12 @@
 //!   taken_over:  (no socket) → TakenOver
 //! ```
 //!
+//! A connection claiming its client id across the cluster (see
+//! `crate::handover`) is `Registered` while it waits, its input paused; the
+//! claim's own state (claiming, settled, superseded by another node's
+//! claim) is kept by the registry, where the other node's request finds
+//! it without waiting for the actor.
+//!
 //! The socket exists in `Open` and `Registered` only, so "has a socket" and
 //! "holds its client id" cannot disagree with the phase; the connections
 //! gauge counts the actors that hold a socket.
