@@ -5,7 +5,8 @@
 //! 3), a persistent session moves to the new node with its subscription,
 //! its message in flight and its queue, and two connects with one id on
 //! two nodes at once leave exactly one connection. A client whose session's
-//! node is down connects anyway, with a new session.
+//! node is down connects anyway, with a new session. The old connection's
+//! will is settled on its node as a takeover on one node settles it.
 //!
 //! The messages queued while the client is away are published on the node
 //! that keeps the session: delivery of a publish to another node's
@@ -19,7 +20,7 @@ use girder_tests::cluster::{sorted, specs, Node, Spec};
 use girder_tests::mqtt::{unique, Connect, RawClient, V4Client, V5Client, QUIET};
 use rumqttc::v5::mqttbytes::v5::ConnectReturnCode;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::Incoming;
+use rumqttc::v5::{Event, Incoming};
 
 /// How long the cluster may take to form on a loaded machine.
 const FORM: Duration = Duration::from_secs(30);
@@ -322,6 +323,68 @@ fn a_client_whose_session_node_is_down_connects_with_a_new_session() -> Result<(
         ensure!(
             v5_closed_within(&mut sub, QUIET).await.is_none(),
             "the new connection was closed"
+        );
+        Ok(())
+    })
+}
+
+/// The will of a connection taken over from another node is settled where
+/// that connection was, as on one node: a takeover that continues the
+/// session discards it, one that starts a new session (clean start) ends
+/// the old session and publishes it (MQTT 5.0 §3.1.2.5, §3.1.3.2.2).
+#[test]
+fn a_will_taken_over_from_another_node_follows_the_session() -> Result<()> {
+    let nodes = cluster(88)?;
+    rt()?.block_on(async {
+        let will_topic = unique("will/t");
+        let (mut watcher, _) = V5Client::connect(v5_opts(&nodes[0].spec, &unique("watch"))).await?;
+        watcher
+            .client
+            .subscribe(&will_topic, QoS::AtLeastOnce)
+            .await?;
+        watcher.next_suback().await?;
+        let with_will = |spec: &Spec, id: &str, clean: bool| {
+            let mut o = v5_opts(spec, id);
+            o.set_clean_start(clean)
+                .set_session_expiry_interval(Some(300))
+                .set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
+                    &will_topic,
+                    id.as_bytes().to_vec(),
+                    QoS::AtLeastOnce,
+                    false,
+                    None,
+                ));
+            o
+        };
+
+        // Continued on node 2: no will.
+        let kept = unique("kept");
+        let (_old, _) = V5Client::connect(with_will(&nodes[0].spec, &kept, false)).await?;
+        let (_new, ack) = V5Client::connect(with_will(&nodes[1].spec, &kept, false)).await?;
+        ensure!(ack.session_present, "{ack:?}");
+        let deadline = Instant::now() + QUIET;
+        while let Some(ev) = watcher
+            .next_event_within(deadline.saturating_duration_since(Instant::now()))
+            .await
+        {
+            match ev {
+                Ok(Event::Incoming(Incoming::Publish(p))) => {
+                    bail!("a will was published for a continued session: {p:?}")
+                }
+                Ok(_) => {}
+                Err(e) => bail!("the watcher's connection ended: {e}"),
+            }
+        }
+
+        // A clean start on node 2 ends the session on node 1: its will goes.
+        let ended = unique("ended");
+        let (_old, _) = V5Client::connect(with_will(&nodes[0].spec, &ended, false)).await?;
+        let (_new, ack) = V5Client::connect(with_will(&nodes[1].spec, &ended, true)).await?;
+        ensure!(!ack.session_present, "{ack:?}");
+        let will = watcher.next_publish().await?;
+        ensure!(
+            &will.payload[..] == ended.as_bytes(),
+            "expected the will of {ended}, got {will:?}"
         );
         Ok(())
     })
