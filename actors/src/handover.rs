@@ -23,8 +23,9 @@
 //!                                              passed on for 2 s
 //!                                              claim in progress → superseded
 //!  ◄────────────────── TakeoverReply(session) ─
-//!  settle the claim, release the lock
-//!  open: CONNACK (session present), resubscribe, resend inflight (DUP)
+//!  settle the claim
+//!  open: CONNACK (session present), resubscribe, resend inflight (DUP);
+//!  release the lock meanwhile
 //! ```
 //!
 //! Of two connects with one id on two nodes at once, the first to get the
@@ -35,10 +36,11 @@
 //! after the lock is taken, and settling before it is released, keeps two
 //! claimants from each superseding the other.
 //!
-//! A node that does not answer (down, or cut off) costs the claim at most
-//! one call timeout (2 s; at once when no link is up): the client connects
-//! with a new session, and the dead node's rows vanish after
-//! `cluster.owned_rows_grace_period`. Without a majority of the cores the
+//! A node that is down costs nothing (no link: the call fails at once); one
+//! that is linked but does not answer costs the claim one call timeout
+//! (2 s), and one more second if it is a core (the lock request to it): the
+//! client connects with a new session, and the dead node's rows vanish
+//! after `cluster.owned_rows_grace_period`. Without a majority of the cores the
 //! lock cannot be had: after a short wait the claim goes on unlocked (a race
 //! may then leave two sessions, as a split cluster would).
 //!
@@ -69,8 +71,10 @@ const T_TAKEOVER: &str = "girder.broker.v1.TakeoverRequest";
 const T_TAKEOVER_REPLY: &str = "girder.broker.v1.TakeoverReply";
 const T_HANDED: &str = "girder.broker.v1.HandedDeliveries";
 
-/// The lease of the client id's lock: longer than a claim takes.
-const LOCK_LEASE: Duration = Duration::from_secs(8);
+/// The lease of the client id's lock: longer than a claim takes (one
+/// lock request and one call to the holder). A quarter of it bounds each
+/// request to a core (`Rlog::lock`).
+const LOCK_LEASE: Duration = Duration::from_secs(4);
 /// How long a claim waits for the lock while another node holds it.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// How long a claim retries when no majority of the cores grants it.
@@ -102,9 +106,15 @@ fn log_allowed(last: &AtomicU64) -> bool {
 /// How a claim ended.
 #[derive(Debug)]
 pub(crate) enum Claimed {
-    /// The client id is this registration's; the session another node
-    /// sent, if any.
-    Held(Option<pb::SessionState>),
+    /// The client id is this registration's.
+    Held {
+        /// The session another node sent, if any (boxed: large, rare).
+        session: Option<Box<pb::SessionState>>,
+        /// The client id's lock, to release: the claim is settled, so the
+        /// connection need not wait for the release (the caller runs it
+        /// beside opening the session).
+        lock: Option<LeaseLock>,
+    },
     /// Another node's claimant took the id first: this connection ends
     /// without opening its session.
     Superseded,
@@ -166,7 +176,7 @@ impl Claim {
                     debug!(client_id = %self.client_id, %node, found = reply.found,
                         superseded = reply.superseded, "client id given up by its node");
                     if session.is_none() {
-                        session = reply.session;
+                        session = reply.session.map(Box::new);
                     }
                 }
                 Err(cause) => {
@@ -178,15 +188,13 @@ impl Claim {
                 }
             }
         }
-        let held = self.shared.cm.settle(&self.client_id, self.id);
+        if self.shared.cm.settle(&self.client_id, self.id) {
+            return Claimed::Held { session, lock };
+        }
         if let Some(lock) = lock {
             lock.release().await;
         }
-        if held {
-            Claimed::Held(session)
-        } else {
-            Claimed::Superseded
-        }
+        Claimed::Superseded
     }
 
     /// The client id's lock (`None`: not had in time, the claim goes on

@@ -123,7 +123,10 @@ impl ChannelActor {
             };
             let claimed = match claim {
                 Some(claim) => claim.run().await,
-                None => Claimed::Held(None),
+                None => Claimed::Held {
+                    session: None,
+                    lock: None,
+                },
             };
             (session, claimed)
         };
@@ -140,12 +143,19 @@ impl ChannelActor {
     fn claimed(&mut self, ctx: &mut Context<Self>, local: Option<Session>, claimed: Claimed) {
         let remote = match claimed {
             Claimed::Superseded => return self.superseded(ctx),
-            Claimed::Held(remote) => remote,
+            Claimed::Held { session, lock } => {
+                if let Some(lock) = lock {
+                    // Settled: the lock is released while the session opens
+                    // (dropped with the actor, it runs out with its lease).
+                    ctx.spawn(lock.release().into_actor(self));
+                }
+                session
+            }
         };
         let session = local.or_else(|| {
             let now = Instant::now();
             let state = remote?;
-            match wire::session_from_wire(state, now) {
+            match wire::session_from_wire(*state, now) {
                 Ok(snapshot) => Some(Session::from_snapshot(
                     snapshot,
                     self.listener.channel_config.session.clone(),
