@@ -389,3 +389,44 @@ fn a_will_taken_over_from_another_node_follows_the_session() -> Result<()> {
         Ok(())
     })
 }
+
+/// A holder node that stops answering (its frames to the claimant's node
+/// dropped) holds the new connection back only briefly: the lock request
+/// to it and the claim's call time out, or the link is declared down
+/// first, and the client connects with a new session. (Whether the holder
+/// got the request and closed its connection depends on when the link was
+/// declared down; nothing reconciles two connections left on both sides
+/// of such a split once it heals.)
+#[test]
+fn a_holder_node_that_does_not_answer_delays_the_connack_only_briefly() -> Result<()> {
+    let nodes = cluster(89)?;
+    let id = unique("mute");
+    let persistent = |spec: &Spec| {
+        let mut o = v5_opts(spec, &id);
+        o.set_clean_start(false)
+            .set_session_expiry_interval(Some(300));
+        o
+    };
+    let rt = rt()?;
+    let _first = rt.block_on(async {
+        let (mut first, _) = V5Client::connect(persistent(&nodes[0].spec)).await?;
+        v5_works(&mut first, "t/mute").await?;
+        wait_client_rows(&nodes, 1)?;
+        Ok::<_, anyhow::Error>(first)
+    })?;
+    nodes[0].ctl(&["cluster", "debug", &nodes[1].spec.name, "drop"])?;
+    let outcome = rt.block_on(async {
+        // V5Client::connect fails if no CONNACK comes within 5 s.
+        let (mut second, ack) = V5Client::connect(persistent(&nodes[1].spec)).await?;
+        ensure!(ack.code == ConnectReturnCode::Success, "{ack:?}");
+        ensure!(!ack.session_present, "no session could come back: {ack:?}");
+        v5_works(&mut second, "t/mute").await?;
+        ensure!(
+            v5_closed_within(&mut second, QUIET).await.is_none(),
+            "the new connection was closed"
+        );
+        Ok(())
+    });
+    nodes[0].ctl(&["cluster", "debug", &nodes[1].spec.name, "restore"])?;
+    outcome
+}
