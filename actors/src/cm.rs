@@ -19,6 +19,12 @@
 //!                          Superseded ──► the connection ends, not opened
 //! ```
 //!
+//! This node's row of a client id is empty while the claim runs and holds
+//! the time it settled once it has: when a split (the lock not had, the
+//! holder not reached) leaves one client id settled on two nodes, each node
+//! sees the other's row once they are linked again, and the one that
+//! settled first gives the id up ([`ClientRegistry::outdated_by`]).
+//!
 //! The registry is generic over the channel actor type and is given its
 //! table: it imports nothing else of this crate.
 
@@ -28,7 +34,7 @@ use actix::{Actor, WeakAddr};
 use bytes::Bytes;
 use girder_broker::codec::ByteStr;
 use girder_cluster::rlog::Rlog;
-use girder_cluster::ClusterHandle;
+use girder_cluster::{ClusterHandle, NodeName};
 use parking_lot::Mutex;
 use tracing::warn;
 
@@ -81,6 +87,24 @@ enum Claim {
 struct Entry<A: Actor> {
     holder: Registered<A>,
     claim: Claim,
+    /// When the registration settled ([`stamp_now`]; 0 while claiming):
+    /// the value of this node's row, which orders two registrations left on
+    /// two nodes by a split (see [`ClientRegistry::outdated_by`]).
+    stamp: u64,
+}
+
+/// Wall-clock milliseconds since the epoch, at least 1.
+pub fn stamp_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .max(1)
+}
+
+/// The settled stamp a `clients` row holds (`None`: empty, the claim is in
+/// progress).
+pub fn row_stamp(value: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(value.try_into().ok()?))
 }
 
 /// What this node does when another node claims a client id.
@@ -121,20 +145,23 @@ impl<A: Actor> ClientRegistry<A> {
         entry: Registered<A>,
         claiming: bool,
     ) -> Option<Registered<A>> {
-        let claim = if claiming {
-            Claim::Claiming
+        let (claim, stamp) = if claiming {
+            (Claim::Claiming, 0)
         } else {
-            Claim::Settled
+            (Claim::Settled, stamp_now())
         };
         let previous = self.channels.lock().insert(
             client_id.clone(),
             Entry {
                 holder: entry,
                 claim,
+                stamp,
             },
         );
-        if previous.is_none() {
-            self.client_row(client_id, true);
+        // A claim's row is written at once, empty, so that a claimant on
+        // another node sees it; it gets its stamp when it settles.
+        if previous.is_none() || !claiming {
+            self.client_row(client_id, Some(stamp));
         }
         previous.map(|e| e.holder)
     }
@@ -154,17 +181,41 @@ impl<A: Actor> ClientRegistry<A> {
     /// meanwhile (which takes the session over from this one, as on any
     /// local takeover).
     pub fn settle(&self, client_id: &ByteStr, id: u64) -> bool {
-        let mut channels = self.channels.lock();
-        match channels.get_mut(client_id) {
-            Some(e) if e.holder.id == id => {
-                if e.claim == Claim::Superseded {
-                    return false;
+        let stamp = {
+            let mut channels = self.channels.lock();
+            match channels.get_mut(client_id) {
+                Some(e) if e.holder.id == id => {
+                    if e.claim == Claim::Superseded {
+                        return false;
+                    }
+                    e.claim = Claim::Settled;
+                    e.stamp = stamp_now();
+                    e.stamp
                 }
-                e.claim = Claim::Settled;
-                true
+                _ => return true,
             }
-            _ => true,
-        }
+        };
+        self.client_row(client_id, Some(stamp));
+        true
+    }
+
+    /// Another node's row for `client_id` settled with `stamp`: when this
+    /// node holds the id too, settled and earlier (by stamp, then node
+    /// name), its holder is returned, to give the id up to `other`. Two
+    /// registrations of one id on two nodes are left only by a split (the
+    /// lock not had, or the holder not reached); both nodes decide alike
+    /// once each has the other's row, so exactly one gives up.
+    pub fn outdated_by(
+        &self,
+        client_id: &ByteStr,
+        stamp: u64,
+        other: &NodeName,
+        me: &NodeName,
+    ) -> Option<Registered<A>> {
+        let channels = self.channels.lock();
+        let e = channels.get(client_id)?;
+        let older = (e.stamp, me) < (stamp, other);
+        (e.claim == Claim::Settled && older).then(|| e.holder.clone())
     }
 
     /// Another node claims `client_id` (holding its cluster-wide lock): a
@@ -198,14 +249,19 @@ impl<A: Actor> ClientRegistry<A> {
             held && channels.remove(client_id).is_some()
         };
         if removed {
-            self.client_row(client_id, false);
+            self.client_row(client_id, None);
         }
     }
 
-    fn client_row(&self, client_id: &ByteStr, present: bool) {
+    /// Writes this node's row of `client_id`: its stamp (empty while 0,
+    /// claiming), or no row with `None`.
+    fn client_row(&self, client_id: &ByteStr, stamp: Option<u64>) {
         if let Some(tables) = &self.tables {
             let key = client_id.clone().into_bytes();
-            let value = present.then(Bytes::new);
+            let value = stamp.map(|s| match s {
+                0 => Bytes::new(),
+                s => Bytes::copy_from_slice(&s.to_be_bytes()),
+            });
             if let Err(err) = tables.rlog.write_owned(tables.table, key, value) {
                 warn!(client_id = %client_id, cause = %err, "client row not written");
             }
@@ -285,5 +341,35 @@ mod tests {
         assert!(cm.settle(&third, 4));
         assert!(!cm.is_superseded(&third, 4));
         assert!(cm.is_superseded(&third, 5));
+    }
+
+    #[actix_rt::test]
+    async fn of_two_settled_registrations_left_by_a_split_the_older_gives_up() {
+        let cm = ClientRegistry::<Holder>::new(None);
+        let (me, other) = (
+            NodeName::parse("a@h").unwrap(),
+            NodeName::parse("b@h").unwrap(),
+        );
+        let id = ByteStr::from("c");
+        // A claim in progress is left to the lock.
+        cm.register(&id, entry(1), true);
+        assert!(cm.outdated_by(&id, u64::MAX, &other, &me).is_none());
+        assert!(cm.settle(&id, 1));
+        let mine = cm.channels.lock()[&id].stamp;
+        assert!(mine > 0);
+        // An older or equal-and-lower-named registration elsewhere: kept.
+        assert!(cm.outdated_by(&id, mine - 1, &other, &me).is_none());
+        // A newer one: this one gives up; a tie goes to the higher name.
+        assert_eq!(
+            cm.outdated_by(&id, mine + 1, &other, &me).map(|h| h.id),
+            Some(1)
+        );
+        assert!(cm.outdated_by(&id, mine, &other, &me).is_some());
+        assert!(cm.outdated_by(&id, mine, &me, &other).is_none());
+        assert!(cm
+            .outdated_by(&ByteStr::from("x"), u64::MAX, &other, &me)
+            .is_none());
+        assert_eq!(row_stamp(&mine.to_be_bytes()), Some(mine));
+        assert_eq!(row_stamp(b""), None);
     }
 }

@@ -42,9 +42,15 @@
 //! client connects with a new session, and the dead node's rows vanish
 //! after `cluster.owned_rows_grace_period`. Without a majority of the cores the
 //! lock cannot be had: after a short wait the claim goes on unlocked (a race
-//! may then leave two sessions, as a split cluster would).
+//! may then leave two sessions for a while, as a split does).
 //!
 //! A node with no linked peer skips all of this: nothing to take over from.
+//!
+//! What a split leaves is undone afterwards: the service watches the
+//! `clients` table, and a row another node settled for a client id this
+//! node also holds, settled earlier, makes this node's connection give the
+//! id up (see `cm`), so that two connections left on both sides end as one
+//! once the nodes are linked again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -54,14 +60,15 @@ use actix::prelude::*;
 use girder_broker::codec::ByteStr;
 use girder_broker::message::Delivery;
 use girder_broker::session::Session;
-use girder_cluster::rlog::{LeaseLock, RlogError};
+use girder_cluster::rlog::{Change, LeaseLock, RlogError};
 use girder_cluster::{NodeName, Payload, RemoteMessage};
 use girder_proto::broker as pb;
 use girder_supervision::ChildSpec;
+use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
 use crate::channel::{HandOver, Handed};
-use crate::cm::{ClientTable, GiveUp};
+use crate::cm::{self, ClientTable, GiveUp};
 use crate::node::NodeShared;
 use crate::wire;
 
@@ -347,6 +354,19 @@ impl Actor for HandoverService {
             {
                 warn!(%cause, "girder.cm not registered: client ids cannot be taken over");
             }
+            // Other nodes' client rows, to find registrations a split left
+            // on both sides (see `outdated`).
+            let changes =
+                futures::stream::unfold(table.rlog.watch(table.table), |mut rx| async move {
+                    loop {
+                        match rx.recv().await {
+                            Ok(change) => return Some((change, rx)),
+                            Err(broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(broadcast::error::RecvError::Closed) => return None,
+                        }
+                    }
+                });
+            ctx.add_stream(changes);
         }
     }
 
@@ -355,6 +375,42 @@ impl Actor for HandoverService {
             table.cluster.unregister(CM_PROCESS);
         }
     }
+}
+
+impl StreamHandler<Change> for HandoverService {
+    /// Another node's client row settled: if this node still holds that
+    /// client id, settled earlier, the split that left both is over and
+    /// this node's connection gives the id up (DISCONNECT 0x8E; its session
+    /// ends, the newer connection started without it).
+    fn handle(&mut self, change: Change, _ctx: &mut Context<Self>) {
+        let (Some(table), Some(owner), Some(value)) = (self.table(), change.owner, change.value)
+        else {
+            return;
+        };
+        let me = table.cluster.node();
+        let Some(stamp) = cm::row_stamp(&value).filter(|_| owner != *me) else {
+            return;
+        };
+        let Ok(client_id) = ByteStr::from_utf8(change.key) else {
+            return;
+        };
+        let Some(holder) = self
+            .shared
+            .cm
+            .outdated_by(&client_id, stamp, &owner, me)
+            .and_then(|h| h.addr.upgrade())
+        else {
+            return;
+        };
+        info!(%client_id, node = %owner, "client id also held by another node since a split: given up");
+        holder.do_send(HandOver {
+            clean_start: false,
+            successor: owner,
+        });
+    }
+
+    /// The watch ends only with the replicated tables: nothing to do.
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
 }
 
 impl Handler<RemoteMessage> for HandoverService {
