@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/girder/rlog/v1/rlog.proto",
         "proto/girder/broker/v1/broker.proto",
         "proto/girder/broker/v1/retained.proto",
+        "proto/girder/broker/v1/session.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -23,7 +23,7 @@
 //! - `channel/lifecycle.rs`: the actor's phase (socket open, registered,
 //!   session kept without a socket, taken over) as one enum.
 //! - `channel/takeover.rs`: taking a client id over from its previous
-//!   holder, both sides.
+//!   holder, both sides (on this node, or on another: `crate::handover`).
 //! - `channel/subscriber.rs`: the actor's handle in the subscriber index.
 //! - `channel/timers.rs`: the checks its thread's wheel sends (CONNECT
 //!   timeout, keep alive, retries, awaiting-PUBREL expiry, session expiry).
@@ -63,7 +63,7 @@ use crate::router::DeliveryBatch;
 
 use readiness::{Reader, Writable};
 pub use subscriber::{Subscriber, SubscriberData};
-pub use takeover::Takeover;
+pub use takeover::{HandOver, Handed, Takeover};
 
 use lifecycle::Lifecycle;
 
@@ -681,17 +681,24 @@ impl Actor for ChannelActor {
 impl Handler<Deliver> for ChannelActor {
     type Result = ();
 
-    fn handle(&mut self, Deliver(mut deliveries): Deliver, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Deliver(deliveries): Deliver, ctx: &mut Context<Self>) {
         if let Some(subscribed) = &self.subscriber {
             subscribed
                 .sub
                 .pending
                 .fetch_sub(deliveries.len(), Ordering::Relaxed);
         }
-        if let Some(successor) = self.life.successor() {
-            successor.do_send(Deliver(deliveries));
+        self.deliver(ctx, deliveries);
+    }
+}
+
+impl ChannelActor {
+    /// Hands deliveries to the session (or to the successor of a session
+    /// taken over).
+    fn deliver(&mut self, ctx: &mut Context<Self>, deliveries: Vec<Delivery>) {
+        let Some(mut deliveries) = self.pass_on(deliveries) else {
             return;
-        }
+        };
         let backlog = self.bufs.as_ref().map_or(0, |b| b.write.len());
         if backlog > MAX_WRITE_BACKLOG {
             let before = deliveries.len();

@@ -20,6 +20,8 @@
 //! - [`retainer`]: the periodic removal of expired retained messages.
 //! - [`sys`]: the `$SYS` topics: periodic messages and client events.
 //! - [`cm`]: client id → channel actor (EMQX's `emqx_cm`).
+//! - [`handover`]: one session per client id across the cluster: taking a
+//!   client id over from another node.
 //! - [`metrics`]: counters with EMQX's names.
 //! - [`settings`]: configuration → settings of the parts.
 //! - [`wire`]: broker messages to and from their form between nodes.
@@ -30,6 +32,7 @@
 pub mod channel;
 pub mod cluster;
 pub mod cm;
+pub mod handover;
 pub mod keepalive;
 pub mod listener;
 pub mod metrics;

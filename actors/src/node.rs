@@ -13,6 +13,8 @@
 //! ├─ retainer                      with `retainer.msg_clear_interval`
 //! ├─ sys                           with a `sys_topics` interval: `$SYS`
 //! │                                messages (see `sys`)
+//! ├─ handover                      `girder.cm`: gives client ids up to
+//! │                                other nodes (see `handover`)
 //! └─ listeners (one_for_one)
 //!    └─ listener:tcp:<name> (rest_for_one)
 //!       ├─ connections (dynamic)   one temporary channel actor per client
@@ -170,6 +172,7 @@ impl Node {
             cm: ClientRegistry::new(Some(ClientTable {
                 rlog: cluster.rlog.clone(),
                 table: CLIENTS,
+                cluster: cluster.handle.clone(),
             })),
             channel_config,
             metrics,
@@ -205,6 +208,9 @@ impl Node {
             root = root.child(sys);
         }
         let root = root
+            .child(crate::handover::HandoverService::child_spec(Arc::clone(
+                &shared,
+            )))
             .child(listeners_sup.into_child_spec("listeners"))
             .start_root()
             .await?;

@@ -25,6 +25,8 @@
 //!   [`SessionInfo`], [`SessionStats`].
 //! - `session/inflight.rs`: the outgoing window and packet id allocator.
 //! - `session/mqueue.rs`: the bounded queue and its [`QueueDropPolicy`].
+//! - `session/snapshot.rs`: [`SessionSnapshot`], the session as plain data
+//!   to move it to another node.
 //! - `session/tests.rs`: state-machine tests; `session/proptests.rs`: a
 //!   model-based property test of the window, packet ids and accounting.
 
@@ -32,6 +34,7 @@ mod inflight;
 mod mqueue;
 #[cfg(test)]
 mod proptests;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -48,6 +51,7 @@ use crate::message::{Delivery, Message, OutPublish, SubOpts};
 use inflight::{Inflight, Phase};
 pub use mqueue::QueueDropPolicy;
 use mqueue::{MQueue, Queued};
+pub use snapshot::{InflightSnapshot, SessionSnapshot};
 
 /// Session limits and behaviour, from the `mqtt.*` configuration.
 ///

@@ -13,7 +13,9 @@
 //! - `proto/girder/broker/v1/broker.proto` → [`broker`]: messages routed
 //!   between nodes (a publisher's node forwarding to subscribers' nodes);
 //!   `proto/girder/broker/v1/retained.proto`, in the same package: the rows
-//!   of the replicated `retained` table.
+//!   of the replicated `retained` table; and
+//!   `proto/girder/broker/v1/session.proto`: a client id taken over from
+//!   another node, with its session's state.
 //!
 //! All are versioned packages (`v1`); changes are additive only so that
 //! adjacent releases interoperate.

@@ -6,6 +6,7 @@
 //!   Registered   yes      yes
 //!   Kept         no       yes    the session waits for its client or expiry
 //!   TakenOver    no       no     late deliveries go to the successor
+//!                                (an actor of this node, or another node)
 //!   Ended        no       no
 //!
 //!   register:    Open → Registered          Ended → Kept
@@ -14,11 +15,18 @@
 //!   taken_over:  (no socket) → TakenOver
 //! ```
 //!
+//! A connection claiming its client id across the cluster (see
+//! `crate::handover`) is `Registered` while it waits, its input paused; the
+//! claim's own state (claiming, settled, superseded by another node's
+//! claim) is kept by the registry, where the other node's request finds
+//! it without waiting for the actor.
+//!
 //! The socket exists in `Open` and `Registered` only, so "has a socket" and
 //! "holds its client id" cannot disagree with the phase; the connections
 //! gauge counts the actors that hold a socket.
 
 use actix::Addr;
+use girder_cluster::NodeName;
 use tokio::net::TcpStream;
 
 use super::ChannelActor;
@@ -36,6 +44,16 @@ pub(super) struct Conn {
     pub(super) peer_closed: bool,
 }
 
+/// Who continues a session that was taken over.
+#[derive(Debug)]
+pub(super) enum Successor {
+    /// A channel actor of this node.
+    Local(Addr<ChannelActor>),
+    /// The client id's holder on another node (reached through its
+    /// `girder.cm` process).
+    Remote(NodeName),
+}
+
 /// The phase of a channel actor. See the module documentation.
 #[derive(Debug)]
 pub(super) enum Lifecycle {
@@ -49,7 +67,7 @@ pub(super) enum Lifecycle {
     Kept,
     /// Another actor took the client id over; deliveries that arrive late
     /// go to it when it continues the session (boxed: rare).
-    TakenOver(Option<Box<Addr<ChannelActor>>>),
+    TakenOver(Option<Box<Successor>>),
     /// No socket, nothing registered: the actor is ending.
     Ended,
 }
@@ -137,13 +155,13 @@ impl Lifecycle {
     /// Another actor took the client id over (its registry entry already
     /// names it); `successor` gets late deliveries when it continues the
     /// session. The socket must be gone already.
-    pub(super) fn taken_over(&mut self, successor: Option<Addr<ChannelActor>>) {
+    pub(super) fn taken_over(&mut self, successor: Option<Successor>) {
         debug_assert!(!self.has_socket());
         *self = Lifecycle::TakenOver(successor.map(Box::new));
     }
 
     /// The actor that continues this session, once taken over.
-    pub(super) fn successor(&self) -> Option<&Addr<ChannelActor>> {
+    pub(super) fn successor(&self) -> Option<&Successor> {
         match self {
             Lifecycle::TakenOver(Some(successor)) => Some(successor),
             _ => None,

@@ -103,6 +103,31 @@ impl Inflight {
         id
     }
 
+    /// Puts back an exchange of a moved session under its own packet id,
+    /// after those restored before it (send order).
+    pub(crate) fn restore(&mut self, id: u16, phase: Phase, now: Instant) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.entries.insert(
+            id,
+            Entry {
+                seq,
+                phase,
+                sent_at: now,
+            },
+        );
+    }
+
+    /// The packet id the allocator tries next.
+    pub(crate) fn next_id(&self) -> u16 {
+        self.next_id
+    }
+
+    /// Sets the packet id the allocator tries next (0 is not an id: 1).
+    pub(crate) fn set_next_id(&mut self, id: u16) {
+        self.next_id = id.max(1);
+    }
+
     /// The exchange using `id`.
     pub(crate) fn get_mut(&mut self, id: u16) -> Option<&mut Entry> {
         self.entries.get_mut(&id)
