@@ -48,6 +48,12 @@ use crate::topic::{is_wildcard, LEVEL_SEPARATOR, MULTI_LEVEL_WILDCARD, SINGLE_LE
 #[cfg(test)]
 mod tests;
 
+/// Whether `topic` is a system topic (`$SYS/...`): the broker's own
+/// retained messages, outside the store's count limit.
+fn is_system(topic: &str) -> bool {
+    topic.starts_with("$SYS/")
+}
+
 /// The size of a message's payload, which the store limits and accounts.
 pub trait PayloadSize {
     /// Payload length in bytes.
@@ -111,7 +117,8 @@ pub enum RetainError {
         max: usize,
     },
     /// The store holds [`RetainedLimits::max_messages`] messages (expired
-    /// ones count until they are purged) and the topic is not one of them.
+    /// ones count until they are purged; the broker's own `$SYS` messages
+    /// do not) and the topic is not one of them.
     #[error("retained store is full ({max} messages)")]
     StoreFull {
         /// The configured maximum.
@@ -164,6 +171,9 @@ pub struct RetainedStore<M> {
     root: Node<M>,
     /// Stored messages, expired or not.
     count: usize,
+    /// Of them, those on system topics (`$SYS/...`: the broker's own,
+    /// not counted against [`RetainedLimits::max_messages`]).
+    system: usize,
     /// Sum of the stored payload sizes.
     bytes: usize,
     /// (expiry, topic) of every message that expires, in expiry order.
@@ -187,6 +197,7 @@ impl<M: PayloadSize> RetainedStore<M> {
             limits,
             root: Node::default(),
             count: 0,
+            system: 0,
             bytes: 0,
             expiries: BTreeSet::new(),
         }
@@ -219,8 +230,8 @@ impl<M: PayloadSize> RetainedStore<M> {
         if let Some(max) = self.limits.max_payload_size.filter(|&max| size > max) {
             return Err(RetainError::PayloadTooLarge { size, max });
         }
-        if let Some(max) = self.limits.max_messages {
-            if self.count >= max && self.get_entry(topic).is_none() {
+        if let Some(max) = self.limits.max_messages.filter(|_| !is_system(topic)) {
+            if self.count - self.system >= max && self.get_entry(topic).is_none() {
                 return Err(RetainError::StoreFull { max });
             }
         }
@@ -231,6 +242,7 @@ impl<M: PayloadSize> RetainedStore<M> {
     /// table whose writers already applied them (a replicated table holds
     /// what it holds, and its mirror must too).
     pub fn put(&mut self, topic: &str, message: M, expires_at: Option<Instant>) -> Option<M> {
+        let topic_name = topic;
         let size = message.payload_size();
         let mut node = &mut self.root;
         for level in topic.split(LEVEL_SEPARATOR) {
@@ -252,6 +264,7 @@ impl<M: PayloadSize> RetainedStore<M> {
         self.bytes += size;
         let Some(old) = node.entry.replace(entry) else {
             self.count += 1;
+            self.system += usize::from(is_system(topic_name));
             return None;
         };
         self.bytes -= old.size;
@@ -265,6 +278,7 @@ impl<M: PayloadSize> RetainedStore<M> {
     pub fn remove(&mut self, topic: &str) -> Option<M> {
         let entry = Self::remove_entry(&mut self.root, topic.split(LEVEL_SEPARATOR))?;
         self.count -= 1;
+        self.system -= usize::from(is_system(topic));
         self.bytes -= entry.size;
         if let Some(at) = entry.expires_at {
             self.expiries.remove(&(at, entry.topic));

@@ -376,14 +376,23 @@ mod tests {
 
     #[test]
     fn markdown_has_ratios_and_missing_cells() {
-        let runs = vec![
-            run("fan-in", "mosquitto", 80_000.0, 1),
-            run("fan-in", "girder", 120_000.0, 2),
-            run("fan-in", "rumqttd", 100_000.0, 3),
-            run("fan-out", "girder", 50_000.0, 4),
-            run("fan-out", "mosquitto", 100_000.0, 5),
-        ];
-        let table = arrange(runs, "girder", &["mosquitto".into()]);
+        let runs = || {
+            vec![
+                run("fan-in", "mosquitto", 80_000.0, 1),
+                run("fan-in", "girder", 120_000.0, 2),
+                run("fan-in", "rumqttd", 100_000.0, 3),
+                run("fan-out", "girder", 50_000.0, 4),
+                run("fan-out", "mosquitto", 100_000.0, 5),
+                run("xnode", "cluster", 10_000.0, 6),
+            ]
+        };
+        // A broker not listed is left out, with the scenarios only it ran.
+        let mosquitto_only = arrange(runs(), "girder", &["mosquitto".into()]);
+        assert_eq!(mosquitto_only.brokers, ["girder", "mosquitto"]);
+        assert_eq!(mosquitto_only.scenarios, ["fan-in", "fan-out"]);
+        // None listed: every broker found.
+        assert_eq!(arrange(runs(), "girder", &[]).brokers.len(), 4);
+        let table = arrange(runs(), "girder", &["mosquitto".into(), "rumqttd".into()]);
         assert_eq!(table.scenarios, ["fan-in", "fan-out"]);
         assert_eq!(table.brokers, ["girder", "mosquitto", "rumqttd"]);
         let md = to_markdown(&table, "girder");

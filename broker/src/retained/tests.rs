@@ -183,6 +183,34 @@ fn replacing_a_message_replaces_its_expiry() {
 }
 
 #[test]
+fn the_broker_s_own_sys_messages_take_no_room() {
+    let limits = RetainedLimits {
+        max_messages: Some(1),
+        max_payload_size: None,
+    };
+    let mut store = RetainedStore::new(limits);
+    assert_eq!(store.set("$SYS/brokers", b"n1".to_vec(), None), Ok(None));
+    assert_eq!(
+        store.set("$SYS/brokers/n1/version", b"1".to_vec(), None),
+        Ok(None)
+    );
+    assert_eq!(store.set("a", b"1".to_vec(), None), Ok(None));
+    assert_eq!(
+        store.set("b", b"1".to_vec(), None),
+        Err(RetainError::StoreFull { max: 1 })
+    );
+    // A system topic is stored past the limit.
+    assert_eq!(
+        store.set("$SYS/brokers/n1/sysdescr", b"G".to_vec(), None),
+        Ok(None)
+    );
+    assert_eq!(store.len(), 4);
+    store.remove("$SYS/brokers");
+    store.remove("a");
+    assert_eq!(store.set("b", b"1".to_vec(), None), Ok(None));
+}
+
+#[test]
 fn limits_refuse_with_typed_errors() {
     let t0 = Instant::now();
     let limits = RetainedLimits {
