@@ -55,10 +55,11 @@ log() { echo "bench.sh: $*" >&2; }
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
-# rmqttd's build runs protoc.
+# rmqttd's build runs protoc, and cmake for librdkafka.
 if [[ ",$BROKERS," == *,rmqtt-cluster,* ]] && ! command -v rmqttd >/dev/null 2>&1 &&
-  [ ! -x "$HOME/.cargo/bin/rmqttd" ] && ! command -v protoc >/dev/null 2>&1; then
-  need_apt+=(protobuf-compiler)
+  [ ! -x "$HOME/.cargo/bin/rmqttd" ]; then
+  command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
+  command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
