@@ -1,14 +1,21 @@
 //! The node's cluster side: the distribution layer (girder-cluster) started
-//! from `node.*` and `cluster.*`, and the admin gRPC endpoint on
-//! `admin.bind`.
+//! from `node.*` and `cluster.*`, the replicated tables, and the admin gRPC
+//! endpoint on `admin.bind`; their long-lived tasks run under the node's
+//! supervision tree (`supervise`).
+
+mod supervise;
+
+pub use supervise::{TaskWorker, RLOG_INTENSITY, RLOG_PERIOD};
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use girder_cluster::rlog::{Bootstrap, Rlog, RlogOptions, Role, ShardKind, ShardSpec};
+use girder_cluster::task::{OnStop, Tasks};
 use girder_cluster::{ClusterHandle, ClusterOptions, Discovery, NodeName, Target};
 use girder_config::{Config, DbRole, DiscoveryStrategy};
-use tokio::sync::oneshot;
+use girder_supervision::ChildSpec;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::node::NodeError;
@@ -181,7 +188,10 @@ pub struct ClusterSide {
     pub handle: ClusterHandle,
     /// The replicated tables.
     pub rlog: Rlog,
-    admin_stop: Option<oneshot::Sender<()>>,
+    /// The admin endpoint's task, when enabled.
+    admin: Option<Tasks>,
+    /// Ends the admin endpoint.
+    admin_stop: CancellationToken,
     /// Where the admin API listens.
     pub admin_addr: Option<SocketAddr>,
 }
@@ -219,54 +229,83 @@ impl ClusterSide {
         let mut side = ClusterSide {
             handle,
             rlog,
-            admin_stop: None,
+            admin: None,
+            admin_stop: CancellationToken::new(),
             admin_addr: None,
         };
         if config.admin.enable {
             let addr = config.admin.bind.0;
+            let bind_error = |source| NodeError::Bind {
+                name: "admin".to_owned(),
+                addr,
+                source,
+            };
+            // Bound once; each start of the endpoint serves a copy of it.
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|source| NodeError::Bind {
-                    name: "admin".to_owned(),
-                    addr,
-                    source,
-                })?;
-            let (stop, stopped) = oneshot::channel::<()>();
-            let tables = shards()
+                .and_then(tokio::net::TcpListener::into_std)
+                .map_err(bind_error)?;
+            let tables: Vec<String> = shards()
                 .into_iter()
                 .flat_map(|shard| shard.tables)
                 .collect();
-            let service = girder_cluster::Admin::service_with_tables(
+            let tasks = Tasks::default();
+            let (handle, rlog, stop) = (
                 side.handle.clone(),
                 side.rlog.clone(),
-                tables,
+                side.admin_stop.clone(),
             );
-            let incoming = tonic::transport::server::TcpIncoming::from(listener);
-            tokio::spawn(async move {
-                let served = tonic::transport::Server::builder()
-                    .add_service(service)
-                    .serve_with_incoming_shutdown(incoming, async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-                if let Err(err) = served {
-                    error!(cause = %err, "admin endpoint failed");
-                }
+            let listed = vec![rlog.tasks(), tasks.clone()];
+            tasks.spawn("admin", OnStop::Abort, move || {
+                let service = girder_cluster::Admin::service_with_tasks(
+                    handle.clone(),
+                    rlog.clone(),
+                    tables.clone(),
+                    listed.clone(),
+                );
+                serve_admin(listener.try_clone(), service, stop.clone())
             });
             info!(%addr, "admin_started");
-            side.admin_stop = Some(stop);
+            side.admin = Some(tasks);
             side.admin_addr = Some(addr);
         }
         Ok(side)
     }
 
+    /// The `cluster` supervisor of the node's tree: a worker per
+    /// replication task and one for the admin endpoint (`supervise`).
+    pub fn child_spec(&self) -> ChildSpec {
+        supervise::cluster_spec(&self.rlog.tasks(), self.admin.as_ref())
+    }
+
     /// Stops the admin endpoint, the replicated tables and the distribution
     /// layer.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.admin_stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn shutdown(self) {
+        self.admin_stop.cancel();
         self.rlog.shutdown().await;
         self.handle.shutdown().await;
+    }
+}
+
+/// Serves the admin API on a copy of its listening socket until `stop`.
+async fn serve_admin(
+    listener: std::io::Result<std::net::TcpListener>,
+    service: girder_proto::admin::admin_service_server::AdminServiceServer<girder_cluster::Admin>,
+    stop: CancellationToken,
+) {
+    let listener = match listener.and_then(tokio::net::TcpListener::from_std) {
+        Ok(l) => l,
+        Err(e) => {
+            error!(cause = %e, "admin endpoint cannot listen");
+            return;
+        }
+    };
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let served = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, stop.cancelled())
+        .await;
+    if let Err(err) = served {
+        error!(cause = %err, "admin endpoint failed");
     }
 }

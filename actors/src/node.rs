@@ -1,10 +1,14 @@
 //! A running node: its shared state and its supervision tree.
 //!
-//! The distribution layer and the admin endpoint start first (their tasks
-//! are owned by [`ClusterSide`](crate::cluster::ClusterSide)), then the tree:
+//! The distribution layer, the replicated tables and the admin endpoint
+//! start first ([`ClusterSide`](crate::cluster::ClusterSide)), then the
+//! tree, whose `cluster` subtree watches their long-lived tasks:
 //!
 //! ```text
 //! root (one_for_one)
+//! ├─ cluster (rest_for_one)        see `cluster::supervise`
+//! │  ├─ rlog (one_for_one)         a transient worker per replication task
+//! │  └─ admin                      the admin endpoint
 //! ├─ router (one_for_one)
 //! │  └─ shard:0..N                 permanent: the route rows of one index
 //! │                                shard each (see `router::shard`)
@@ -189,8 +193,10 @@ impl Node {
         }
 
         let pool = ArbiterPool::per_core()?;
+        // First: started first, stopped last.
         let mut root = SupervisorSpec::new(SupFlags::new(Strategy::OneForOne))
             .pool(pool)
+            .child(cluster.child_spec())
             .child(RoutingShard::supervisor(&shared.router));
         if let Some(follower) = RouteFollower::child_spec(&shared.router) {
             root = root.child(follower);

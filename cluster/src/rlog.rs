@@ -338,6 +338,13 @@ impl Rlog {
         Ok(Self { inner })
     }
 
+    /// The long-lived tasks of the replicated tables (dispatcher, pump,
+    /// ticker, group driver; on cores each consensus shard's Raft server and
+    /// write batcher), for a supervisor to watch (see [`crate::task`]).
+    pub fn tasks(&self) -> crate::task::Tasks {
+        self.inner.tasks.clone()
+    }
+
     /// This node's role.
     pub fn role(&self) -> Role {
         self.inner.opts.role

@@ -28,6 +28,7 @@ use crate::handle::ClusterHandle;
 use crate::node::NodeEvent;
 use crate::options::NodeName;
 use crate::process::{Payload, RemoteMessage};
+use crate::task::{OnStop, Tasks};
 
 /// The name every node registers for feeds and forwarded writes.
 pub(crate) const RLOG: &str = "girder.rlog";
@@ -121,6 +122,8 @@ pub(crate) struct Shared {
     /// The leader side of group membership changes.
     pub(crate) changes: Arc<Changes>,
     pub(crate) stop: CancellationToken,
+    /// The long-lived tasks (see `crate::task`), for a supervisor.
+    pub(crate) tasks: Tasks,
 }
 
 impl std::fmt::Debug for Shared {
@@ -159,8 +162,9 @@ impl Shared {
             kick: Notify::new(),
         });
         let me = handle.node().clone();
+        let tasks = Tasks::default();
         let rafts = match opts.role {
-            Role::Core => Some(RaftShards::start(&handle, &opts, &tables).await?),
+            Role::Core => Some(RaftShards::start(&handle, &opts, &tables, &tasks).await?),
             Role::Replicant => None,
         };
         let (tx, rx) = mpsc::channel(4096);
@@ -179,19 +183,39 @@ impl Shared {
             rafts,
             changes: Arc::new(Changes::default()),
             stop: CancellationToken::new(),
+            tasks,
         });
-        let events = handle.subscribe();
         handle.register(RLOG, tx)?;
-        tokio::spawn(dispatch(shared.clone(), rx));
-        tokio::spawn(pump(shared.clone()));
-        tokio::spawn(ticker(shared.clone(), events));
+        // Kept across restarts of the dispatcher: messages wait in it.
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        shared.spawn_task("rlog.dispatch", move |s| dispatch(s, Arc::clone(&rx)));
+        shared.spawn_task("rlog.pump", pump);
+        shared.spawn_task("rlog.ticker", ticker);
         if let Err(e) = group::check_at_start(&shared, shared.opts.write_timeout).await {
             shared.shutdown().await;
             return Err(e);
         }
-        tokio::spawn(group::run(shared.clone()));
+        shared.spawn_task("rlog.group", group::run);
         info!(node = %shared.me, role = ?shared.opts.role, "rlog started");
         Ok(shared)
+    }
+
+    /// Adds a long-lived task over this state: each instance holds the
+    /// state while it runs; the task set holds it weakly (no cycle).
+    fn spawn_task<F, Fut>(self: &Arc<Self>, name: &str, run: F)
+    where
+        F: Fn(Arc<Self>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let weak = Arc::downgrade(self);
+        self.tasks.spawn(name, OnStop::Leave, move || {
+            let instance = weak.upgrade().map(&run);
+            async move {
+                if let Some(instance) = instance {
+                    instance.await;
+                }
+            }
+        });
     }
 
     pub(crate) async fn shutdown(&self) {
@@ -615,7 +639,8 @@ impl Shared {
     }
 }
 
-async fn dispatch(shared: Arc<Shared>, mut rx: mpsc::Receiver<RemoteMessage>) {
+async fn dispatch(shared: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<RemoteMessage>>>) {
+    let mut rx = rx.lock().await;
     loop {
         let msg = tokio::select! {
             m = rx.recv() => match m { Some(m) => m, None => return },
@@ -725,7 +750,8 @@ async fn pump(shared: Arc<Shared>) {
     }
 }
 
-async fn ticker(shared: Arc<Shared>, mut events: tokio::sync::broadcast::Receiver<NodeEvent>) {
+async fn ticker(shared: Arc<Shared>) {
+    let mut events = shared.handle.subscribe();
     for peer in shared.handle.connected() {
         shared.on_event(NodeEvent::Up(peer));
     }

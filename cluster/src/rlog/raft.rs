@@ -36,6 +36,10 @@ use super::{Bootstrap, RlogError, RlogOptions};
 use crate::handle::ClusterHandle;
 use crate::options::NodeName;
 use crate::process::{Payload, RemoteMessage};
+use crate::task::{OnStop, Tasks};
+
+/// A receiver kept across restarts of the task that reads it.
+type Inbox<T> = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<T>>>;
 
 /// A log entry's data: a protobuf `Ops`, carried as hex in openraft's serde
 /// forms (its RPCs and stored entries).
@@ -146,6 +150,10 @@ pub(crate) struct RaftShards {
     opts: RlogOptions,
     tables: Arc<Tables>,
     handle: ClusterHandle,
+    /// Each shard's Raft RPCs (`girder.rlog.raft.<shard>`), for its server
+    /// task; replaced with the Raft on a reset.
+    inboxes: parking_lot::Mutex<HashMap<String, Inbox<RemoteMessage>>>,
+    tasks: Tasks,
 }
 
 impl fmt::Debug for RaftShards {
@@ -161,6 +169,7 @@ impl RaftShards {
         handle: &ClusterHandle,
         opts: &RlogOptions,
         tables: &Arc<Tables>,
+        tasks: &Tasks,
     ) -> Result<Arc<Self>, RlogError> {
         let db = open_db(opts.data_dir.as_deref())?;
         let hb = opts.raft_heartbeat.as_millis().max(10) as u64;
@@ -190,6 +199,8 @@ impl RaftShards {
             opts: opts.clone(),
             tables: tables.clone(),
             handle: handle.clone(),
+            inboxes: parking_lot::Mutex::new(HashMap::new()),
+            tasks: tasks.clone(),
         };
         let mut receivers = Vec::new();
         for spec in opts
@@ -213,13 +224,32 @@ impl RaftShards {
         }
         let shards = Arc::new(shards);
         for (shard, qrx) in receivers {
-            tokio::spawn(batcher(
-                Arc::downgrade(&shards),
-                handle.clone(),
-                shard,
-                opts.write_timeout,
-                qrx,
-            ));
+            let weak = Arc::downgrade(&shards);
+            tasks.spawn(format!("rlog.raft.{shard}"), OnStop::Leave, {
+                let (weak, shard) = (weak.clone(), shard.clone());
+                move || {
+                    let current = weak.upgrade().and_then(|s| {
+                        let inbox = s.inboxes.lock().get(&shard).cloned();
+                        s.raft(&shard).zip(inbox)
+                    });
+                    async move {
+                        if let Some((raft, inbox)) = current {
+                            serve(raft, inbox).await;
+                        }
+                    }
+                }
+            });
+            let qrx: Inbox<Pending> = Arc::new(tokio::sync::Mutex::new(qrx));
+            let (handle, timeout) = (handle.clone(), opts.write_timeout);
+            tasks.spawn(format!("rlog.batcher.{shard}"), OnStop::Leave, move || {
+                batcher(
+                    weak.clone(),
+                    handle.clone(),
+                    shard.clone(),
+                    timeout,
+                    Arc::clone(&qrx),
+                )
+            });
         }
         Ok(shards)
     }
@@ -241,7 +271,9 @@ impl RaftShards {
             .map_err(|e| RlogError::Storage(e.to_string()))?;
         let (tx, rx) = mpsc::unbounded_channel();
         self.handle.register(&raft_name(shard), tx)?;
-        tokio::spawn(serve(raft.clone(), rx));
+        self.inboxes
+            .lock()
+            .insert(shard.to_owned(), Arc::new(tokio::sync::Mutex::new(rx)));
         Ok((raft, fresh))
     }
 
@@ -325,6 +357,10 @@ impl RaftShards {
         self.tables.store.write().clear_shard(shard);
         let (raft, _) = self.open(shard).await?;
         self.rafts.write().insert(shard.to_owned(), raft);
+        // Its server task serves the new Raft and inbox.
+        if let Some(task) = self.tasks.get(&format!("rlog.raft.{shard}")) {
+            task.restart();
+        }
         info!(%shard, "rlog: left the consensus group this core started alone");
         Ok(())
     }
@@ -511,8 +547,9 @@ async fn batcher(
     handle: ClusterHandle,
     shard: String,
     timeout: Duration,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
+    rx: Inbox<Pending>,
 ) {
+    let mut rx = rx.lock().await;
     while let Some(first) = rx.recv().await {
         let mut ops_in = first.ops.len();
         let mut batch = vec![first];
@@ -590,7 +627,8 @@ async fn commit(
 }
 
 /// Answers openraft RPCs from the other cores, in arrival order.
-async fn serve(raft: Raft<TypeConfig>, mut rx: mpsc::UnboundedReceiver<RemoteMessage>) {
+async fn serve(raft: Raft<TypeConfig>, rx: Inbox<RemoteMessage>) {
+    let mut rx = rx.lock().await;
     while let Some(msg) = rx.recv().await {
         let Some(reply) = msg.reply else { continue };
         let p = msg.payload;
