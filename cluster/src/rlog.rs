@@ -39,7 +39,9 @@
 //!                  (subscriber side), pure state machines (+ feed_test.rs)
 //! rlog/node.rs     the shell: dispatcher of girder.rlog, pump, ticker
 //!                  (owned streams, grace cleanup); node/placement.rs: the
-//!                  replicant's core choice; node/status.rs: `status()`
+//!                  replicant's core choice and rebalancing, a pure
+//!                  Placement (+ placement_test.rs); node/status.rs:
+//!                  `status()`
 //! rlog/group.rs    one Raft group per consensus shard: probes, first
 //!                  voters, join requests, the leader's membership changes
 //!                  (+ group_test.rs)

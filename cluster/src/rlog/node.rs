@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 mod placement;
 mod status;
 
-use placement::{core_counts, Balance};
+use placement::Balance;
 
 use super::feed::{ops_to_pb, Feed, Follow, Step};
 use super::group::{self, Changes, T_JOIN_GROUP, T_PROBE, T_PROBE_REPLY};
@@ -576,41 +576,13 @@ impl Shared {
                     Some(_) => {}
                 }
             }
-            // A replicant's consensus shards: those whose core is gone (or
-            // that never started flowing) are placed again.
-            if self.opts.role == Role::Replicant {
-                let live = self.live_cores(&connected);
-                let mut counts = core_counts(&follows, &live);
-                for (i, s) in self.consensus_shards().iter().enumerate() {
-                    let scope = Scope::Shard(s.clone());
-                    let current = follows.get(&scope);
-                    let server_up = current
-                        .and_then(|f| f.follow.server.as_ref())
-                        .is_some_and(|c| live.contains(c));
-                    let stale = current.is_some_and(|f| {
-                        !f.follow.live && f.subscribed_at.elapsed() > Duration::from_secs(1)
-                    });
-                    if !server_up || stale {
-                        if let (true, Some(c)) =
-                            (server_up, current.and_then(|f| f.follow.server.as_ref()))
-                        {
-                            // Stale on a live core: placed again, it may
-                            // stay there.
-                            if let Some(n) = counts.get_mut(c) {
-                                *n = n.saturating_sub(1);
-                            }
-                        }
-                        if let Some(core) = self.place(i, &live, &counts, None) {
-                            *counts.entry(core.clone()).or_default() += 1;
-                            todo.push((scope, core));
-                        }
-                    }
-                }
-            }
         }
         for (scope, server) in todo {
             self.subscribe(scope, server);
         }
+        // A replicant's consensus shards: those whose core is gone (or that
+        // never started flowing) are placed again.
+        self.place_shards(&connected);
         self.switch_lagging(&connected);
         self.rebalance(&connected);
     }
