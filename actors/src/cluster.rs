@@ -18,15 +18,13 @@ use girder_supervision::ChildSpec;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::node::NodeError;
+use crate::node::{ClusterPart, ConfigProblem, NodeError};
 
 /// The distribution options of a node's configuration.
 pub fn cluster_options(config: &Config) -> Result<ClusterOptions, NodeError> {
     let node = &config.node;
     let cluster = &config.cluster;
-    let dist_bind = cluster
-        .dist_bind(&node.name)
-        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let dist_bind = cluster.dist_bind(&node.name)?;
     let discovery = match cluster.discovery_strategy {
         DiscoveryStrategy::Static => Discovery::Static {
             seeds: cluster
@@ -43,7 +41,13 @@ pub fn cluster_options(config: &Config) -> Result<ClusterOptions, NodeError> {
         DiscoveryStrategy::Singleton => Discovery::Singleton,
     };
     let mut options = ClusterOptions::new(&node.name.to_string(), &node.cookie, &cluster.name)
-        .map_err(|e| NodeError::Config(e.to_string()))?;
+        .map_err(|e| {
+            NodeError::config(
+                "node.name",
+                Some(format!("{:?}", node.name.to_string())),
+                e.into(),
+            )
+        })?;
     options.dist_bind = dist_bind;
     options.discovery = discovery;
     let tick = cluster
@@ -62,9 +66,11 @@ pub fn cluster_options(config: &Config) -> Result<ClusterOptions, NodeError> {
     if tls.enable {
         let file = |f: &Option<std::path::PathBuf>, key: &str| {
             f.clone().ok_or_else(|| {
-                NodeError::Config(format!(
-                    "cluster.dist.tls.{key} is required with tls.enable"
-                ))
+                NodeError::config(
+                    format!("cluster.dist.tls.{key}"),
+                    None,
+                    ConfigProblem::RequiredWith("cluster.dist.tls.enable"),
+                )
             })
         };
         let loaded = girder_cluster::DistTls::load(
@@ -72,7 +78,7 @@ pub fn cluster_options(config: &Config) -> Result<ClusterOptions, NodeError> {
             file(&tls.keyfile, "keyfile")?,
             file(&tls.cacertfile, "cacertfile")?,
         )
-        .map_err(|e| NodeError::Config(e.to_string()))?;
+        .map_err(|e| NodeError::config("cluster.dist.tls", None, e.into()))?;
         options.tls = Some(loaded);
     }
     Ok(options)
@@ -110,7 +116,11 @@ fn shards() -> Vec<ShardSpec> {
 /// resolves to at start), and with manual discovery each core starts alone
 /// and `cluster join` adds it to the joined cluster's groups.
 pub async fn rlog_options(config: &Config) -> Result<RlogOptions, NodeError> {
-    let parse = |name: &str| NodeName::parse(name).map_err(|e| NodeError::Config(e.to_string()));
+    let parse = |name: &str| {
+        NodeName::parse(name).map_err(|e| {
+            NodeError::config("cluster.core_nodes", Some(format!("{name:?}")), e.into())
+        })
+    };
     let role = match config.node.role {
         DbRole::Core => Role::Core,
         DbRole::Replicant => Role::Replicant,
@@ -124,9 +134,10 @@ pub async fn rlog_options(config: &Config) -> Result<RlogOptions, NodeError> {
     let bootstrap = if !core_nodes.is_empty() {
         Bootstrap::CoreNodes
     } else if role == Role::Replicant {
-        return Err(NodeError::Config(
-            "config error: cluster.core_nodes is empty: a replicant needs the cores it may follow"
-                .to_owned(),
+        return Err(NodeError::config(
+            "cluster.core_nodes",
+            Some("[]".to_owned()),
+            ConfigProblem::NoCores,
         ));
     } else {
         match config.cluster.discovery_strategy {
@@ -137,9 +148,14 @@ pub async fn rlog_options(config: &Config) -> Result<RlogOptions, NodeError> {
                     .seeds
                     .iter()
                     .map(|s| {
-                        Target::parse(&s.to_string())
-                            .map(|t| t.node)
-                            .map_err(|e| NodeError::Config(e.to_string()))
+                        let s = s.to_string();
+                        Target::parse(&s).map(|t| t.node).map_err(|e| {
+                            NodeError::config(
+                                "cluster.static.seeds",
+                                Some(format!("{s:?}")),
+                                e.into(),
+                            )
+                        })
                     })
                     .collect::<Result<Vec<_>, _>>()?,
             ),
@@ -203,7 +219,7 @@ impl ClusterSide {
         let dist_bind = options.dist_bind;
         let handle = girder_cluster::start(options)
             .await
-            .map_err(|e| NodeError::Cluster(format!("distribution on {dist_bind}: {e}")))?;
+            .map_err(|e| NodeError::cluster(ClusterPart::Distribution(dist_bind), e))?;
         info!(node = %handle.node(), addr = %handle.local_addr(), "distribution_started");
         if config.node.cookie == girder_config::Node::default().cookie
             && !handle.local_addr().ip().is_loopback()
@@ -217,14 +233,15 @@ impl ClusterSide {
         }
         let rlog_opts = rlog_options(config).await?;
         std::fs::create_dir_all(&config.node.data_dir).map_err(|e| {
-            NodeError::Config(format!(
-                "config error: node.data_dir = {:?}: cannot create it: {e}",
-                config.node.data_dir.display().to_string()
-            ))
+            NodeError::config(
+                "node.data_dir",
+                Some(format!("{:?}", config.node.data_dir.display().to_string())),
+                ConfigProblem::CannotCreate(e),
+            )
         })?;
         let rlog = Rlog::start(handle.clone(), rlog_opts)
             .await
-            .map_err(|e| NodeError::Cluster(format!("replicated tables: {e}")))?;
+            .map_err(|e| NodeError::cluster(ClusterPart::ReplicatedTables, e))?;
         info!(role = ?rlog.role(), "rlog_started");
         let mut side = ClusterSide {
             handle,
