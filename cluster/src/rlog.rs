@@ -51,6 +51,8 @@
 //! rlog/storage.rs  Raft log and state machine on redb (durable on cores)
 //!                  (+ storage_test.rs: openraft's storage suite on it)
 //! rlog/lock.rs     the lease lock on a majority of cores (LockTable is pure)
+//! rlog/msg.rs      the messages of girder.rlog and girder.rlog.raft.<shard>
+//!                  as enums (RlogMsg, RaftMsg), decoded once on arrival
 //! rlog/error.rs    RlogError
 //! ```
 
@@ -58,6 +60,7 @@ mod error;
 mod feed;
 mod group;
 mod lock;
+mod msg;
 mod node;
 mod raft;
 mod storage;

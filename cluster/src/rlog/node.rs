@@ -19,8 +19,9 @@ mod status;
 use placement::Balance;
 
 use super::feed::{ops_to_pb, Feed, Follow, Step};
-use super::group::{self, Changes, T_JOIN_GROUP, T_PROBE, T_PROBE_REPLY};
+use super::group::{self, Changes};
 use super::lock::LockTable;
+use super::msg::{RlogMsg, T_JOIN_GROUP_REPLY, T_LOCK_REPLY, T_PROBE_REPLY, T_WRITE_REPLY};
 use super::raft::{node_id, RaftShards};
 use super::store::{Op, ShardKind, Store};
 use super::{RlogError, RlogOptions, Role};
@@ -34,13 +35,6 @@ use crate::task::{OnStop, Tasks};
 pub(crate) const RLOG: &str = "girder.rlog";
 /// The feed of a node's own owned rows.
 pub(crate) const OWNED_FEED: &str = "owned";
-pub(crate) const T_SUBSCRIBE: &str = "girder.rlog.v1.Subscribe";
-pub(crate) const T_UNSUBSCRIBE: &str = "girder.rlog.v1.Unsubscribe";
-pub(crate) const T_PUSH: &str = "girder.rlog.v1.Push";
-pub(crate) const T_WRITE: &str = "girder.rlog.v1.Write";
-pub(crate) const T_WRITE_REPLY: &str = "girder.rlog.v1.WriteReply";
-pub(crate) const T_LOCK: &str = "girder.rlog.v1.Lock";
-pub(crate) const T_LOCK_REPLY: &str = "girder.rlog.v1.LockReply";
 
 /// The feed name of a consensus shard.
 pub(crate) fn shard_feed(shard: &str) -> String {
@@ -338,10 +332,11 @@ impl Shared {
         // cannot commit, so each attempt gets a part of the budget.
         let deadline = Instant::now() + self.opts.write_timeout;
         let attempt = self.opts.write_timeout / 3;
-        let req = pb::Write {
+        let req = RlogMsg::Write(pb::Write {
             shard: shard.to_owned(),
             ops: ops_to_pb(&ops),
-        };
+        })
+        .encode();
         let followed = self
             .follows
             .lock()
@@ -366,11 +361,7 @@ impl Shared {
                 let left = deadline
                     .saturating_duration_since(Instant::now())
                     .min(attempt);
-                match self
-                    .handle
-                    .call(&core, RLOG, Payload::encode(T_WRITE, &req), left)
-                    .await
-                {
+                match self.handle.call(&core, RLOG, req.clone(), left).await {
                     Ok(reply) => {
                         let r: pb::WriteReply = reply.decode(T_WRITE_REPLY)?;
                         return Ok(r.index);
@@ -462,7 +453,7 @@ impl Shared {
         debug!(feed = %req.feed, %server, from = req.from, "rlog subscribe");
         let _ = self
             .handle
-            .send(&server, RLOG, Payload::encode(T_SUBSCRIBE, &req));
+            .send(&server, RLOG, RlogMsg::Subscribe(req).encode());
     }
 
     fn on_push(&self, from: &NodeName, push: pb::Push) {
@@ -521,7 +512,7 @@ impl Shared {
             };
             let _ = self
                 .handle
-                .send(from, RLOG, Payload::encode(T_SUBSCRIBE, &req));
+                .send(from, RLOG, RlogMsg::Subscribe(req).encode());
         }
     }
 
@@ -618,70 +609,62 @@ async fn dispatch(shared: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver
             m = rx.recv() => match m { Some(m) => m, None => return },
             () = shared.stop.cancelled() => return,
         };
-        match msg.payload.type_name.as_str() {
-            T_SUBSCRIBE => {
-                if let Ok(req) = msg.payload.decode::<pb::Subscribe>(T_SUBSCRIBE) {
-                    if let Some(feed) = shared.tables.served.lock().get_mut(&req.feed) {
-                        feed.subscribe(&msg.from, &req);
-                    }
-                    shared.tables.kick.notify_one();
+        let req = match RlogMsg::decode(&msg.payload) {
+            Ok(req) => req,
+            Err(e) => {
+                debug!(from = %msg.from, cause = %e, "rlog: message not taken");
+                if let Some(reply) = msg.reply {
+                    reply.reply(Err(e.to_string()));
+                }
+                continue;
+            }
+        };
+        let from = msg.from;
+        match req {
+            RlogMsg::Subscribe(req) => {
+                if let Some(feed) = shared.tables.served.lock().get_mut(&req.feed) {
+                    feed.subscribe(&from, &req);
+                }
+                shared.tables.kick.notify_one();
+            }
+            RlogMsg::Unsubscribe(req) => {
+                if let Some(feed) = shared.tables.served.lock().get_mut(&req.feed) {
+                    feed.unsubscribe(&from);
                 }
             }
-            T_UNSUBSCRIBE => {
-                if let Ok(req) = msg.payload.decode::<pb::Unsubscribe>(T_UNSUBSCRIBE) {
-                    if let Some(feed) = shared.tables.served.lock().get_mut(&req.feed) {
-                        feed.unsubscribe(&msg.from);
-                    }
-                }
-            }
-            T_PUSH => {
-                if let Ok(push) = msg.payload.decode::<pb::Push>(T_PUSH) {
-                    shared.on_push(&msg.from, push);
-                }
-            }
-            T_LOCK => {
-                let (Some(reply), Ok(req)) = (msg.reply, msg.payload.decode::<pb::Lock>(T_LOCK))
-                else {
-                    continue;
-                };
+            RlogMsg::Push(push) => shared.on_push(&from, push),
+            RlogMsg::Lock(req) => {
+                let Some(reply) = msg.reply else { continue };
                 let answer = if shared.opts.role == Role::Core {
-                    Ok(shared.locks.lock().handle(&msg.from, req))
+                    Ok(shared.locks.lock().handle(&from, req))
                 } else {
                     Err("not a core".to_owned())
                 };
                 reply.reply(answer.map(|a| Payload::encode(T_LOCK_REPLY, &a)));
             }
-            T_WRITE => {
+            RlogMsg::Write(w) => {
                 let Some(reply) = msg.reply else { continue };
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    let result = match msg.payload.decode::<pb::Write>(T_WRITE) {
-                        Ok(w) => shared
-                            .write(&w.shard, super::feed::ops_from_pb(w.ops))
-                            .await
-                            .map(|index| Payload::encode(T_WRITE_REPLY, &pb::WriteReply { index }))
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
+                    let result = shared
+                        .write(&w.shard, super::feed::ops_from_pb(w.ops))
+                        .await
+                        .map(|index| Payload::encode(T_WRITE_REPLY, &pb::WriteReply { index }))
+                        .map_err(|e| e.to_string());
                     reply.reply(result);
                 });
             }
-            T_PROBE => {
+            RlogMsg::Probe => {
                 if let Some(reply) = msg.reply {
                     let answer = group::probe_reply(&shared);
                     reply.reply(Ok(Payload::encode(T_PROBE_REPLY, &answer)));
                 }
             }
-            T_JOIN_GROUP => {
+            RlogMsg::JoinGroup(req) => {
                 let Some(reply) = msg.reply else { continue };
-                let answer = msg
-                    .payload
-                    .decode::<pb::JoinGroup>(T_JOIN_GROUP)
-                    .map_err(|e| e.to_string())
-                    .and_then(|req| group::on_join_group(&shared, &req));
-                reply.reply(answer.map(|()| Payload::new(T_JOIN_GROUP, Vec::new())));
+                let answer = group::on_join_group(&shared, &req);
+                reply.reply(answer.map(|()| Payload::new(T_JOIN_GROUP_REPLY, Vec::new())));
             }
-            other => debug!(type_name = other, "rlog: unknown message"),
         }
     }
 }
@@ -707,7 +690,7 @@ async fn pump(shared: Arc<Shared>) {
             for (node, push) in feed.pump(&mut rows) {
                 if shared
                     .handle
-                    .send(&node, RLOG, Payload::encode(T_PUSH, &push))
+                    .send(&node, RLOG, RlogMsg::Push(push).encode())
                     .is_err()
                 {
                     failed.push((name.clone(), node));

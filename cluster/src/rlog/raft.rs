@@ -29,7 +29,8 @@ use tracing::info;
 pub(crate) use self::elect::LastLog;
 use self::elect::{defer_to, LogReports};
 use super::feed::ops_to_pb;
-use super::node::{Tables, RLOG, T_WRITE, T_WRITE_REPLY};
+use super::msg::{MsgError, RaftMsg, RaftRpc, RlogMsg, T_WRITE_REPLY};
+use super::node::{Tables, RLOG};
 use super::storage::{clear_shard, open_db, LogStore, StateMachine};
 use super::store::{Op, ShardKind};
 use super::{Bootstrap, RlogError, RlogOptions};
@@ -110,10 +111,6 @@ fn raft_name(shard: &str) -> String {
 }
 
 mod elect;
-
-const T_APPEND: &str = "girder.rlog.raft.Append";
-const T_VOTE: &str = "girder.rlog.raft.Vote";
-const T_SNAPSHOT: &str = "girder.rlog.raft.Snapshot";
 
 /// A consensus group as one core knows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -606,7 +603,7 @@ async fn commit(
                         };
                         let left = deadline.saturating_duration_since(Instant::now());
                         match handle
-                            .call(&leader, RLOG, Payload::encode(T_WRITE, &req), left)
+                            .call(&leader, RLOG, RlogMsg::Write(req).encode(), left)
                             .await
                         {
                             Ok(p) => match p.decode::<pb::WriteReply>(T_WRITE_REPLY) {
@@ -631,26 +628,22 @@ async fn serve(raft: Raft<TypeConfig>, rx: Inbox<RemoteMessage>) {
     let mut rx = rx.lock().await;
     while let Some(msg) = rx.recv().await {
         let Some(reply) = msg.reply else { continue };
-        let p = msg.payload;
-        let answer = match p.type_name.as_str() {
-            T_APPEND => match serde_json::from_slice::<AppendEntriesRequest<TypeConfig>>(&p.data) {
-                Ok(req) => serde_json::to_vec(&raft.append_entries(req).await),
-                Err(e) => Err(e),
-            },
-            T_VOTE => match serde_json::from_slice::<VoteRequest<u64>>(&p.data) {
-                Ok(req) => serde_json::to_vec(&raft.vote(req).await),
-                Err(e) => Err(e),
-            },
-            T_SNAPSHOT => {
-                match serde_json::from_slice::<InstallSnapshotRequest<TypeConfig>>(&p.data) {
-                    Ok(req) => serde_json::to_vec(&raft.install_snapshot(req).await),
-                    Err(e) => Err(e),
-                }
+        let req = match RaftMsg::decode(&msg.payload) {
+            Ok(req) => req,
+            Err(MsgError::Unknown(_)) => continue,
+            Err(e) => {
+                reply.reply(Err(e.to_string()));
+                continue;
             }
-            _ => continue,
+        };
+        let rpc = req.rpc();
+        let answer = match req {
+            RaftMsg::Append(req) => serde_json::to_vec(&raft.append_entries(req).await),
+            RaftMsg::Vote(req) => serde_json::to_vec(&raft.vote(req).await),
+            RaftMsg::Snapshot(req) => serde_json::to_vec(&raft.install_snapshot(req).await),
         };
         match answer {
-            Ok(bytes) => reply.reply(Ok(Payload::new(p.type_name, bytes))),
+            Ok(bytes) => reply.reply(Ok(Payload::new(rpc.type_name(), bytes))),
             Err(e) => reply.reply(Err(e.to_string())),
         }
     }
@@ -698,7 +691,7 @@ struct NetError(String);
 impl Conn {
     async fn rpc<Req, Resp, E>(
         &self,
-        kind: &str,
+        kind: RaftRpc,
         req: &Req,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
@@ -715,7 +708,12 @@ impl Conn {
         let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let reply = self
             .handle
-            .call(to, &self.name, Payload::new(kind, body), option.hard_ttl())
+            .call(
+                to,
+                &self.name,
+                Payload::new(kind.type_name(), body),
+                option.hard_ttl(),
+            )
             .await
             .map_err(|e| match e {
                 crate::ClusterError::Timeout { .. } => RPCError::Network(NetworkError::new(&e)),
@@ -733,7 +731,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.rpc(T_APPEND, &rpc, &option).await
+        self.rpc(RaftRpc::Append, &rpc, &option).await
     }
 
     async fn install_snapshot(
@@ -744,7 +742,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         InstallSnapshotResponse<u64>,
         RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
     > {
-        self.rpc(T_SNAPSHOT, &rpc, &option).await
+        self.rpc(RaftRpc::Snapshot, &rpc, &option).await
     }
 
     async fn vote(
@@ -752,7 +750,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        let r: Result<VoteResponse<u64>, _> = self.rpc(T_VOTE, &rpc, &option).await;
+        let r: Result<VoteResponse<u64>, _> = self.rpc(RaftRpc::Vote, &rpc, &option).await;
         match (&r, &self.to) {
             (Ok(resp), Some(to)) => {
                 // The voter's log as it is now: fresher than its last probe.
