@@ -68,6 +68,18 @@ struct Slot {
     running: Mutex<Option<JoinHandle<()>>>,
     starts: AtomicU64,
     poke: Arc<Notify>,
+    /// Woken when an instance ends (by return, panic or abort).
+    ended: Arc<Notify>,
+}
+
+/// Wakes a task's watchers when its instance's future is dropped: at its
+/// end, when it unwinds from a panic, or when it is aborted.
+struct EndGuard(Arc<Notify>);
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        self.0.notify_waiters();
+    }
 }
 
 /// One long-lived task: its name, how to start an instance, the running
@@ -123,9 +135,11 @@ impl Task {
         let instance = (self.0.start)();
         let poke = Arc::clone(&self.0.poke);
         let name = self.0.name.clone();
+        let guard = EndGuard(Arc::clone(&self.0.ended));
         // A panic requested before this instance started is not its own.
         poke_reset(&poke);
         *running = Some(self.0.runtime.spawn(async move {
+            let _guard = guard;
             tokio::select! {
                 biased;
                 () = poke.notified() => panic!("{name}: panic injected (fault injection)"),
@@ -154,6 +168,9 @@ impl Task {
             loop {
                 // Wait on the handle without taking it: a worker stopped
                 // meanwhile leaves it for the next one.
+                let ended = task.0.ended.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
                 let finished = {
                     let running = task.0.running.lock();
                     running.as_ref().is_none_or(JoinHandle::is_finished)
@@ -169,7 +186,14 @@ impl Task {
                         },
                     };
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                // Woken at the instance's end, which its handle shows a
+                // moment later; the timeout is a backstop.
+                if tokio::time::timeout(std::time::Duration::from_secs(1), ended)
+                    .await
+                    .is_ok()
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
             }
         }
     }
@@ -235,6 +259,7 @@ impl Tasks {
             running: Mutex::new(None),
             starts: AtomicU64::new(0),
             poke: Arc::new(Notify::new()),
+            ended: Arc::new(Notify::new()),
         }));
         task.ensure_running();
         self.0.lock().push(task.clone());
