@@ -72,6 +72,14 @@ pub(crate) enum ClusterCommand {
         /// put: the row's value.
         value: Option<String>,
     },
+    /// The cluster side's supervised tasks (starts, running); with
+    /// `--panic TASK`, makes that task panic first (nodes with fault
+    /// injection only; for tests).
+    DebugTask {
+        /// The task to make panic (e.g. `rlog.pump`).
+        #[arg(long)]
+        panic: Option<String>,
+    },
     /// Fault injection on the link to PEER (nodes with fault injection only).
     Debug {
         /// The peer whose link is acted on.
@@ -256,6 +264,33 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
                         println!("committed at index {}", reply.index);
                     } else {
                         println!("{}", shown.as_deref().unwrap_or("(no row)"));
+                    }
+                    return Ok(());
+                }
+                ClusterCommand::DebugTask { panic } => {
+                    let reply = client
+                        .task_debug(pb::TaskDebugRequest {
+                            panic: panic.unwrap_or_default(),
+                        })
+                        .await?
+                        .into_inner();
+                    if json {
+                        let tasks: Vec<_> = reply
+                            .tasks
+                            .iter()
+                            .map(|t| {
+                                serde_json::json!({
+                                    "name": t.name,
+                                    "starts": t.starts,
+                                    "running": t.running,
+                                })
+                            })
+                            .collect();
+                        println!("{}", serde_json::json!({ "tasks": tasks }));
+                    } else {
+                        for t in &reply.tasks {
+                            println!("{} starts={} running={}", t.name, t.starts, t.running);
+                        }
                     }
                     return Ok(());
                 }

@@ -1,25 +1,30 @@
 //! The node's cluster side: the distribution layer (girder-cluster) started
-//! from `node.*` and `cluster.*`, and the admin gRPC endpoint on
-//! `admin.bind`.
+//! from `node.*` and `cluster.*`, the replicated tables, and the admin gRPC
+//! endpoint on `admin.bind`; their long-lived tasks run under the node's
+//! supervision tree (`supervise`).
+
+mod supervise;
+
+pub use supervise::{TaskWorker, RLOG_INTENSITY, RLOG_PERIOD};
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use girder_cluster::rlog::{Bootstrap, Rlog, RlogOptions, Role, ShardKind, ShardSpec};
+use girder_cluster::task::{OnStop, Tasks};
 use girder_cluster::{ClusterHandle, ClusterOptions, Discovery, NodeName, Target};
 use girder_config::{Config, DbRole, DiscoveryStrategy};
-use tokio::sync::oneshot;
+use girder_supervision::ChildSpec;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::node::NodeError;
+use crate::node::{ClusterPart, ConfigProblem, NodeError};
 
 /// The distribution options of a node's configuration.
 pub fn cluster_options(config: &Config) -> Result<ClusterOptions, NodeError> {
     let node = &config.node;
     let cluster = &config.cluster;
-    let dist_bind = cluster
-        .dist_bind(&node.name)
-        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let dist_bind = cluster.dist_bind(&node.name)?;
     let discovery = match cluster.discovery_strategy {
         DiscoveryStrategy::Static => Discovery::Static {
             seeds: cluster
@@ -36,7 +41,13 @@ pub fn cluster_options(config: &Config) -> Result<ClusterOptions, NodeError> {
         DiscoveryStrategy::Singleton => Discovery::Singleton,
     };
     let mut options = ClusterOptions::new(&node.name.to_string(), &node.cookie, &cluster.name)
-        .map_err(|e| NodeError::Config(e.to_string()))?;
+        .map_err(|e| {
+            NodeError::config(
+                "node.name",
+                Some(format!("{:?}", node.name.to_string())),
+                e.into(),
+            )
+        })?;
     options.dist_bind = dist_bind;
     options.discovery = discovery;
     let tick = cluster
@@ -55,9 +66,11 @@ pub fn cluster_options(config: &Config) -> Result<ClusterOptions, NodeError> {
     if tls.enable {
         let file = |f: &Option<std::path::PathBuf>, key: &str| {
             f.clone().ok_or_else(|| {
-                NodeError::Config(format!(
-                    "cluster.dist.tls.{key} is required with tls.enable"
-                ))
+                NodeError::config(
+                    format!("cluster.dist.tls.{key}"),
+                    None,
+                    ConfigProblem::RequiredWith("cluster.dist.tls.enable"),
+                )
             })
         };
         let loaded = girder_cluster::DistTls::load(
@@ -65,7 +78,7 @@ pub fn cluster_options(config: &Config) -> Result<ClusterOptions, NodeError> {
             file(&tls.keyfile, "keyfile")?,
             file(&tls.cacertfile, "cacertfile")?,
         )
-        .map_err(|e| NodeError::Config(e.to_string()))?;
+        .map_err(|e| NodeError::config("cluster.dist.tls", None, e.into()))?;
         options.tls = Some(loaded);
     }
     Ok(options)
@@ -103,7 +116,11 @@ fn shards() -> Vec<ShardSpec> {
 /// resolves to at start), and with manual discovery each core starts alone
 /// and `cluster join` adds it to the joined cluster's groups.
 pub async fn rlog_options(config: &Config) -> Result<RlogOptions, NodeError> {
-    let parse = |name: &str| NodeName::parse(name).map_err(|e| NodeError::Config(e.to_string()));
+    let parse = |name: &str| {
+        NodeName::parse(name).map_err(|e| {
+            NodeError::config("cluster.core_nodes", Some(format!("{name:?}")), e.into())
+        })
+    };
     let role = match config.node.role {
         DbRole::Core => Role::Core,
         DbRole::Replicant => Role::Replicant,
@@ -117,9 +134,10 @@ pub async fn rlog_options(config: &Config) -> Result<RlogOptions, NodeError> {
     let bootstrap = if !core_nodes.is_empty() {
         Bootstrap::CoreNodes
     } else if role == Role::Replicant {
-        return Err(NodeError::Config(
-            "config error: cluster.core_nodes is empty: a replicant needs the cores it may follow"
-                .to_owned(),
+        return Err(NodeError::config(
+            "cluster.core_nodes",
+            Some("[]".to_owned()),
+            ConfigProblem::NoCores,
         ));
     } else {
         match config.cluster.discovery_strategy {
@@ -130,9 +148,14 @@ pub async fn rlog_options(config: &Config) -> Result<RlogOptions, NodeError> {
                     .seeds
                     .iter()
                     .map(|s| {
-                        Target::parse(&s.to_string())
-                            .map(|t| t.node)
-                            .map_err(|e| NodeError::Config(e.to_string()))
+                        let s = s.to_string();
+                        Target::parse(&s).map(|t| t.node).map_err(|e| {
+                            NodeError::config(
+                                "cluster.static.seeds",
+                                Some(format!("{s:?}")),
+                                e.into(),
+                            )
+                        })
                     })
                     .collect::<Result<Vec<_>, _>>()?,
             ),
@@ -181,7 +204,10 @@ pub struct ClusterSide {
     pub handle: ClusterHandle,
     /// The replicated tables.
     pub rlog: Rlog,
-    admin_stop: Option<oneshot::Sender<()>>,
+    /// The admin endpoint's task, when enabled.
+    admin: Option<Tasks>,
+    /// Ends the admin endpoint.
+    admin_stop: CancellationToken,
     /// Where the admin API listens.
     pub admin_addr: Option<SocketAddr>,
 }
@@ -193,7 +219,7 @@ impl ClusterSide {
         let dist_bind = options.dist_bind;
         let handle = girder_cluster::start(options)
             .await
-            .map_err(|e| NodeError::Cluster(format!("distribution on {dist_bind}: {e}")))?;
+            .map_err(|e| NodeError::cluster(ClusterPart::Distribution(dist_bind), e))?;
         info!(node = %handle.node(), addr = %handle.local_addr(), "distribution_started");
         if config.node.cookie == girder_config::Node::default().cookie
             && !handle.local_addr().ip().is_loopback()
@@ -207,66 +233,96 @@ impl ClusterSide {
         }
         let rlog_opts = rlog_options(config).await?;
         std::fs::create_dir_all(&config.node.data_dir).map_err(|e| {
-            NodeError::Config(format!(
-                "config error: node.data_dir = {:?}: cannot create it: {e}",
-                config.node.data_dir.display().to_string()
-            ))
+            NodeError::config(
+                "node.data_dir",
+                Some(format!("{:?}", config.node.data_dir.display().to_string())),
+                ConfigProblem::CannotCreate(e),
+            )
         })?;
         let rlog = Rlog::start(handle.clone(), rlog_opts)
             .await
-            .map_err(|e| NodeError::Cluster(format!("replicated tables: {e}")))?;
+            .map_err(|e| NodeError::cluster(ClusterPart::ReplicatedTables, e))?;
         info!(role = ?rlog.role(), "rlog_started");
         let mut side = ClusterSide {
             handle,
             rlog,
-            admin_stop: None,
+            admin: None,
+            admin_stop: CancellationToken::new(),
             admin_addr: None,
         };
         if config.admin.enable {
             let addr = config.admin.bind.0;
+            let bind_error = |source| NodeError::Bind {
+                name: "admin".to_owned(),
+                addr,
+                source,
+            };
+            // Bound once; each start of the endpoint serves a copy of it.
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|source| NodeError::Bind {
-                    name: "admin".to_owned(),
-                    addr,
-                    source,
-                })?;
-            let (stop, stopped) = oneshot::channel::<()>();
-            let tables = shards()
+                .and_then(tokio::net::TcpListener::into_std)
+                .map_err(bind_error)?;
+            let tables: Vec<String> = shards()
                 .into_iter()
                 .flat_map(|shard| shard.tables)
                 .collect();
-            let service = girder_cluster::Admin::service_with_tables(
+            let tasks = Tasks::default();
+            let (handle, rlog, stop) = (
                 side.handle.clone(),
                 side.rlog.clone(),
-                tables,
+                side.admin_stop.clone(),
             );
-            let incoming = tonic::transport::server::TcpIncoming::from(listener);
-            tokio::spawn(async move {
-                let served = tonic::transport::Server::builder()
-                    .add_service(service)
-                    .serve_with_incoming_shutdown(incoming, async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-                if let Err(err) = served {
-                    error!(cause = %err, "admin endpoint failed");
-                }
+            let listed = vec![rlog.tasks(), tasks.clone()];
+            tasks.spawn("admin", OnStop::Abort, move || {
+                let service = girder_cluster::Admin::service_with_tasks(
+                    handle.clone(),
+                    rlog.clone(),
+                    tables.clone(),
+                    listed.clone(),
+                );
+                serve_admin(listener.try_clone(), service, stop.clone())
             });
             info!(%addr, "admin_started");
-            side.admin_stop = Some(stop);
+            side.admin = Some(tasks);
             side.admin_addr = Some(addr);
         }
         Ok(side)
     }
 
+    /// The `cluster` supervisor of the node's tree: a worker per
+    /// replication task and one for the admin endpoint (`supervise`).
+    pub fn child_spec(&self) -> ChildSpec {
+        supervise::cluster_spec(&self.rlog.tasks(), self.admin.as_ref())
+    }
+
     /// Stops the admin endpoint, the replicated tables and the distribution
     /// layer.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.admin_stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn shutdown(self) {
+        self.admin_stop.cancel();
         self.rlog.shutdown().await;
         self.handle.shutdown().await;
+    }
+}
+
+/// Serves the admin API on a copy of its listening socket until `stop`.
+async fn serve_admin(
+    listener: std::io::Result<std::net::TcpListener>,
+    service: girder_proto::admin::admin_service_server::AdminServiceServer<girder_cluster::Admin>,
+    stop: CancellationToken,
+) {
+    let listener = match listener.and_then(tokio::net::TcpListener::from_std) {
+        Ok(l) => l,
+        Err(e) => {
+            error!(cause = %e, "admin endpoint cannot listen");
+            return;
+        }
+    };
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let served = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, stop.cancelled())
+        .await;
+    if let Err(err) = served {
+        error!(cause = %err, "admin endpoint failed");
     }
 }

@@ -43,4 +43,4 @@ pub mod settings;
 pub mod sys;
 pub mod wire;
 
-pub use node::{Node, NodeError, NodeShared};
+pub use node::{ClusterCause, ClusterPart, ConfigProblem, Node, NodeError, NodeShared};

@@ -1,10 +1,14 @@
 //! A running node: its shared state and its supervision tree.
 //!
-//! The distribution layer and the admin endpoint start first (their tasks
-//! are owned by [`ClusterSide`](crate::cluster::ClusterSide)), then the tree:
+//! The distribution layer, the replicated tables and the admin endpoint
+//! start first ([`ClusterSide`](crate::cluster::ClusterSide)), then the
+//! tree, whose `cluster` subtree watches their long-lived tasks:
 //!
 //! ```text
 //! root (one_for_one)
+//! ├─ cluster (rest_for_one)        see `cluster::supervise`
+//! │  ├─ rlog (one_for_one)         a transient worker per replication task
+//! │  └─ admin                      the admin endpoint
 //! ├─ router (one_for_one)
 //! │  └─ shard:0..N                 permanent: the route rows of one index
 //! │                                shard each (see `router::shard`)
@@ -33,7 +37,7 @@ use std::time::Duration;
 use girder_broker::channel::ChannelConfig;
 use girder_config::Config;
 use girder_supervision::{
-    ArbiterPool, ExitReason, Strategy, SupFlags, SupervisionError, SupervisorRef, SupervisorSpec,
+    ArbiterPool, ExitReason, Strategy, SupFlags, SupervisorRef, SupervisorSpec,
 };
 use tracing::info;
 
@@ -45,6 +49,10 @@ use crate::metrics::Metrics;
 use crate::router::retained::RetainedTasks;
 use crate::router::{ForwardReceiver, RouteFollower, RouteTable, Router, RoutingShard, FORWARD};
 use crate::settings;
+
+mod error;
+
+pub use error::{ClusterCause, ClusterPart, ConfigProblem, NodeError};
 
 /// What every channel actor of the node shares.
 #[derive(Debug)]
@@ -73,35 +81,12 @@ fn listener_channel_config(
     listener: &girder_config::TcpListener,
 ) -> Result<ChannelConfig, NodeError> {
     settings::with_mountpoint(base, &listener.mountpoint).map_err(|e| {
-        NodeError::Config(format!(
-            "config error: listeners.tcp.{key}.mountpoint = {:?}: {e}",
-            listener.mountpoint
-        ))
+        NodeError::config(
+            format!("listeners.tcp.{key}.mountpoint"),
+            Some(format!("{:?}", listener.mountpoint)),
+            e.into(),
+        )
     })
-}
-
-/// Why a node could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// A listener could not bind its address.
-    #[error("listener {name} cannot bind {addr}: {source}")]
-    Bind {
-        /// Listener name, e.g. `tcp:default`.
-        name: String,
-        /// The address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The supervision tree failed to start.
-    #[error("supervision tree failed to start: {0}")]
-    Supervision(#[from] SupervisionError),
-    /// The configuration cannot be turned into running settings.
-    #[error("{0}")]
-    Config(String),
-    /// The distribution layer failed to start.
-    #[error("cluster: {0}")]
-    Cluster(String),
 }
 
 /// A running node. Dropping it does not stop it; call [`Node::shutdown`].
@@ -128,8 +113,13 @@ impl Node {
             }
             let name = format!("tcp:{key}");
             let addr = listener.bind.0;
-            let settings = ListenerSettings::from_config(listener)
-                .map_err(|e| NodeError::Config(format!("listeners.tcp.{key}.{e}")))?;
+            let settings = ListenerSettings::from_config(listener).map_err(|e| {
+                NodeError::config(
+                    format!("listeners.tcp.{key}"),
+                    None,
+                    ConfigProblem::Listener(e),
+                )
+            })?;
             let channel_config = Arc::new(listener_channel_config(&base, key, listener)?);
             let context = Arc::new(ListenerContext::new(name.clone(), channel_config, listener));
             let b =
@@ -156,13 +146,13 @@ impl Node {
         cluster
             .handle
             .register(FORWARD, ForwardReceiver::new(Arc::clone(&router)))
-            .map_err(|e| NodeError::Cluster(format!("{FORWARD}: {e}")))?;
+            .map_err(|e| NodeError::cluster(ClusterPart::Process(FORWARD), e))?;
         // Loaded before any client connects.
         let retained = if config.retainer.enable {
             Some(
                 router
                     .replicate_retained(cluster.rlog.clone(), RETAINED)
-                    .map_err(|e| NodeError::Cluster(format!("retained messages: {e}")))?,
+                    .map_err(|e| NodeError::cluster(ClusterPart::RetainedMessages, e))?,
             )
         } else {
             None
@@ -189,8 +179,10 @@ impl Node {
         }
 
         let pool = ArbiterPool::per_core()?;
+        // First: started first, stopped last.
         let mut root = SupervisorSpec::new(SupFlags::new(Strategy::OneForOne))
             .pool(pool)
+            .child(cluster.child_spec())
             .child(RoutingShard::supervisor(&shared.router));
         if let Some(follower) = RouteFollower::child_spec(&shared.router) {
             root = root.child(follower);

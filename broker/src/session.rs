@@ -21,8 +21,9 @@
 //!
 //! # Layout
 //!
-//! - `session.rs`: [`Session`], [`SessionConfig`], [`SessionError`],
-//!   [`SessionInfo`], [`SessionStats`].
+//! - `session.rs`: [`Session`], [`SessionError`], [`Outgoing`].
+//! - `session/config.rs`: [`SessionConfig`] (`mqtt.*`).
+//! - `session/stats.rs`: [`SessionInfo`], [`SessionStats`], [`DropStats`].
 //! - `session/inflight.rs`: the outgoing window and packet id allocator.
 //! - `session/mqueue.rs`: the bounded queue and its [`QueueDropPolicy`].
 //! - `session/snapshot.rs`: [`SessionSnapshot`], the session as plain data
@@ -30,11 +31,13 @@
 //! - `session/tests.rs`: state-machine tests; `session/proptests.rs`: a
 //!   model-based property test of the window, packet ids and accounting.
 
+mod config;
 mod inflight;
 mod mqueue;
 #[cfg(test)]
 mod proptests;
 mod snapshot;
+mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -48,57 +51,12 @@ use crate::lazy_map::LazyMap;
 
 use crate::message::{Delivery, Message, OutPublish, SubOpts};
 
+pub use config::SessionConfig;
 use inflight::{Inflight, Phase};
 pub use mqueue::QueueDropPolicy;
 use mqueue::{MQueue, Queued};
 pub use snapshot::{InflightSnapshot, SessionSnapshot};
-
-/// Session limits and behaviour, from the `mqtt.*` configuration.
-///
-/// [`Default`] matches EMQX 5's defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionConfig {
-    /// `mqtt.max_inflight`: the outgoing window for MQTT 3 clients, and its
-    /// upper bound for v5 clients (whose window is the smaller of this and
-    /// their Receive Maximum, as EMQX does). 0 is treated as 1. Default 32.
-    pub max_inflight: u16,
-    /// `mqtt.max_mqueue_len`: queued deliveries kept at most (map EMQX's
-    /// `infinity` to `usize::MAX`; 0 queues nothing). Default 1000.
-    pub max_mqueue_len: usize,
-    /// `mqtt.mqueue_store_qos0`: queue QoS 0 messages while the client is
-    /// away (else they are dropped and counted). Default true.
-    pub mqueue_store_qos0: bool,
-    /// Which message a full queue drops. Default: oldest QoS 0 first.
-    pub mqueue_drop_policy: QueueDropPolicy,
-    /// `mqtt.max_awaiting_rel`: incoming QoS 2 messages awaiting PUBREL at
-    /// most (`usize::MAX` for no limit). Default 100.
-    pub max_awaiting_rel: usize,
-    /// `mqtt.await_rel_timeout`: how long an incoming QoS 2 packet id waits
-    /// for its PUBREL before it is forgotten. Default 300 s.
-    pub await_rel_timeout: Duration,
-    /// `mqtt.retry_interval`: resend an unacknowledged PUBLISH/PUBREL after
-    /// this long while connected. `None` (EMQX's `infinity`, the default):
-    /// resend only when the client reconnects.
-    pub retry_interval: Option<Duration>,
-    /// `mqtt.upgrade_qos`: deliver at the subscription's granted QoS even
-    /// when the message was published with a lower one. Default false.
-    pub upgrade_qos: bool,
-}
-
-impl Default for SessionConfig {
-    fn default() -> Self {
-        Self {
-            max_inflight: 32,
-            max_mqueue_len: 1000,
-            mqueue_store_qos0: true,
-            mqueue_drop_policy: QueueDropPolicy::OldestQos0First,
-            max_awaiting_rel: 100,
-            await_rel_timeout: Duration::from_secs(300),
-            retry_interval: None,
-            upgrade_qos: false,
-        }
-    }
-}
+pub use stats::{DropStats, SessionInfo, SessionStats};
 
 /// A client packet the session cannot accept. Each maps to the v5 reason
 /// code the channel puts in its reply ([`SessionError::reason_code`]).
@@ -128,38 +86,6 @@ impl SessionError {
     }
 }
 
-/// Deliveries the session dropped, by reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DropStats {
-    /// Expired before it could be sent (on delivery, in the queue, or in
-    /// flight when it was due for a resend).
-    pub expired: u64,
-    /// Pushed out of a full queue.
-    pub queue_full: u64,
-    /// QoS 0 while the client was away and `mqueue_store_qos0` is off.
-    pub qos0_offline: u64,
-    /// Published by this same client to its own `no_local` subscription.
-    pub no_local: u64,
-}
-
-/// Counters since the session was created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SessionStats {
-    /// PUBLISH packets sent for the first time (any QoS).
-    pub delivered: u64,
-    /// PUBLISH (DUP) and PUBREL packets sent again, on replay or retry.
-    pub resent: u64,
-    /// Outgoing QoS 1/2 exchanges the client ended: PUBACK, PUBCOMP, or a
-    /// PUBREC with an error reason code.
-    pub acked: u64,
-    /// Deliveries put in the queue.
-    pub enqueued: u64,
-    /// Deliveries dropped, by reason.
-    pub dropped: DropStats,
-    /// Incoming QoS 2 packet ids forgotten after `await_rel_timeout`.
-    pub awaiting_rel_expired: u64,
-}
-
 /// The session expiry interval that means "never expires".
 const NEVER: u32 = u32::MAX;
 
@@ -178,37 +104,6 @@ impl std::borrow::Borrow<str> for FilterKey {
     fn borrow(&self) -> &str {
         self.0.as_str()
     }
-}
-
-/// A snapshot for the admin API (EMQX's client info).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionInfo {
-    /// The client id.
-    pub client_id: ByteStr,
-    /// Whether a connection currently holds the session.
-    pub connected: bool,
-    /// When the session was created.
-    pub created_at: Instant,
-    /// When the last connection closed, if none holds it now.
-    pub disconnected_at: Option<Instant>,
-    /// Session expiry interval; `None`: never expires.
-    pub expiry_interval: Option<Duration>,
-    /// Number of subscriptions.
-    pub subscriptions: usize,
-    /// Outgoing exchanges in flight.
-    pub inflight: usize,
-    /// The window size.
-    pub inflight_max: usize,
-    /// Queued deliveries.
-    pub mqueue_len: usize,
-    /// The queue bound.
-    pub mqueue_max: usize,
-    /// Incoming QoS 2 packet ids awaiting PUBREL.
-    pub awaiting_rel: usize,
-    /// The bound on those.
-    pub awaiting_rel_max: usize,
-    /// Counters.
-    pub stats: SessionStats,
 }
 
 /// A packet the session sends.

@@ -13,6 +13,7 @@ use crate::builtin::{DEBUG_SLEEP, ECHO};
 use crate::fault::FaultAction;
 use crate::process::{Payload, RemoteMessage};
 use crate::rlog::{Op, Rlog};
+use crate::task::Tasks;
 use crate::wire::DownReason;
 use crate::{ClusterError, ClusterHandle, NodeName};
 
@@ -22,6 +23,8 @@ pub struct Admin {
     cluster: ClusterHandle,
     /// The replicated tables whose row counts `Status` reports.
     tables: Option<(Rlog, Vec<String>)>,
+    /// The supervised tasks `TaskDebug` lists and can make panic.
+    tasks: Vec<Tasks>,
 }
 
 impl Admin {
@@ -30,6 +33,7 @@ impl Admin {
         AdminServiceServer::new(Self {
             cluster,
             tables: None,
+            tasks: Vec::new(),
         })
     }
 
@@ -39,9 +43,21 @@ impl Admin {
         rlog: Rlog,
         tables: Vec<String>,
     ) -> AdminServiceServer<Self> {
+        Self::service_with_tasks(cluster, rlog, tables, Vec::new())
+    }
+
+    /// The service reporting the row counts of `tables` in `rlog`, and
+    /// listing `tasks` (the cluster side's supervised tasks) in `TaskDebug`.
+    pub fn service_with_tasks(
+        cluster: ClusterHandle,
+        rlog: Rlog,
+        tables: Vec<String>,
+        tasks: Vec<Tasks>,
+    ) -> AdminServiceServer<Self> {
         AdminServiceServer::new(Self {
             cluster,
             tables: Some((rlog, tables)),
+            tasks,
         })
     }
 }
@@ -346,5 +362,35 @@ impl AdminService for Admin {
         };
         self.cluster.inject_fault(&peer, action).map_err(status)?;
         Ok(Response::new(pb::ClusterDebugReply::default()))
+    }
+
+    async fn task_debug(
+        &self,
+        request: Request<pb::TaskDebugRequest>,
+    ) -> Result<Response<pb::TaskDebugReply>, Status> {
+        let panic = request.into_inner().panic;
+        let tasks: Vec<_> = self.tasks.iter().flat_map(Tasks::list).collect();
+        if !panic.is_empty() {
+            if !self.cluster.fault_injection() {
+                return Err(Status::failed_precondition(
+                    "fault injection is off (cluster.dist.fault_injection)",
+                ));
+            }
+            let task = tasks
+                .iter()
+                .find(|t| t.name() == panic)
+                .ok_or_else(|| Status::not_found(format!("no task {panic:?}")))?;
+            task.inject_panic();
+        }
+        Ok(Response::new(pb::TaskDebugReply {
+            tasks: tasks
+                .iter()
+                .map(|t| pb::TaskState {
+                    name: t.name().to_owned(),
+                    starts: t.starts(),
+                    running: t.is_running(),
+                })
+                .collect(),
+        }))
     }
 }

@@ -37,18 +37,25 @@
 //! builtin.rs     names every node registers (girder.echo, girder.debug.sleep)
 //! fault.rs       fault injection (cut, restore, delay, drop)
 //! admin.rs       the admin gRPC service's cluster calls
+//! task.rs        Task, Tasks: long-lived tasks a supervisor starts again
 //! options.rs     ClusterOptions, NodeName, Target, Discovery, Backoff, DistTls
 //! error.rs       ClusterError
 //! ```
 //!
 //! # Tasks
 //!
-//! Every long-lived part is a tokio task tracked by the node and stopped by
-//! [`ClusterHandle::shutdown`]: the listener, discovery, one connector per
-//! joined member, and per link one task (reader + writer). Links and
-//! connectors recover by themselves (reconnect with backoff); the listener
-//! and discovery are the parts a supervisor should restart, as a unit with the
-//! whole layer (`rest_for_one` under the cluster supervisor).
+//! Every long-lived part of the distribution layer is a tokio task tracked
+//! by the node and stopped by [`ClusterHandle::shutdown`]: the listener,
+//! discovery, one connector per joined member, and per link one task
+//! (reader + writer). Links and connectors recover by themselves (reconnect
+//! with backoff).
+//!
+//! The replicated tables' long-lived loops ([`rlog::Rlog::tasks`]: the
+//! `girder.rlog` dispatcher, the pump, the ticker, the group driver, and on
+//! cores each consensus shard's Raft server and write batcher) are
+//! [`task::Task`]s: spawned at once, and kept with the function that starts
+//! them again over the state they share, so that a supervisor (the node's
+//! `cluster` subtree in girder-actors) can start one again after a panic.
 
 mod admin;
 mod builtin;
@@ -64,6 +71,7 @@ mod options;
 mod process;
 pub mod rlog;
 mod server;
+pub mod task;
 mod wire;
 
 pub use admin::{serve as serve_admin, Admin};

@@ -39,7 +39,9 @@
 //!                  (subscriber side), pure state machines (+ feed_test.rs)
 //! rlog/node.rs     the shell: dispatcher of girder.rlog, pump, ticker
 //!                  (owned streams, grace cleanup); node/placement.rs: the
-//!                  replicant's core choice; node/status.rs: `status()`
+//!                  replicant's core choice and rebalancing, a pure
+//!                  Placement (+ placement_test.rs); node/status.rs:
+//!                  `status()`
 //! rlog/group.rs    one Raft group per consensus shard: probes, first
 //!                  voters, join requests, the leader's membership changes
 //!                  (+ group_test.rs)
@@ -49,6 +51,8 @@
 //! rlog/storage.rs  Raft log and state machine on redb (durable on cores)
 //!                  (+ storage_test.rs: openraft's storage suite on it)
 //! rlog/lock.rs     the lease lock on a majority of cores (LockTable is pure)
+//! rlog/msg.rs      the messages of girder.rlog and girder.rlog.raft.<shard>
+//!                  as enums (RlogMsg, RaftMsg), decoded once on arrival
 //! rlog/error.rs    RlogError
 //! ```
 
@@ -56,6 +60,7 @@ mod error;
 mod feed;
 mod group;
 mod lock;
+mod msg;
 mod node;
 mod raft;
 mod storage;
@@ -336,6 +341,13 @@ impl Rlog {
         opts.validate()?;
         let inner = node::Shared::start(handle, opts).await?;
         Ok(Self { inner })
+    }
+
+    /// The long-lived tasks of the replicated tables (dispatcher, pump,
+    /// ticker, group driver; on cores each consensus shard's Raft server and
+    /// write batcher), for a supervisor to watch (see [`crate::task`]).
+    pub fn tasks(&self) -> crate::task::Tasks {
+        self.inner.tasks.clone()
     }
 
     /// This node's role.

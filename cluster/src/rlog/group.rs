@@ -22,15 +22,11 @@ use girder_proto::rlog as pb;
 use openraft::{BasicNode, ChangeMembers};
 use tracing::{error, info, warn};
 
+use super::msg::{RlogMsg, T_PROBE_REPLY};
 use super::node::{Shared, RLOG};
 use super::raft::{node_id, GroupView, LastLog, RaftShards};
 use super::{Bootstrap, RlogError, Role};
 use crate::options::NodeName;
-use crate::process::Payload;
-
-pub(crate) const T_PROBE: &str = "girder.rlog.v1.Probe";
-pub(crate) const T_PROBE_REPLY: &str = "girder.rlog.v1.ProbeReply";
-pub(crate) const T_JOIN_GROUP: &str = "girder.rlog.v1.JoinGroup";
 
 /// How often a core probes the nodes it is linked to.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
@@ -196,7 +192,7 @@ pub(crate) fn probe_reply(shared: &Shared) -> pb::ProbeReply {
 async fn probe(shared: &Shared, node: &NodeName) -> Option<pb::ProbeReply> {
     let reply = shared
         .handle
-        .call(node, RLOG, Payload::new(T_PROBE, Vec::new()), PROBE_TIMEOUT)
+        .call(node, RLOG, RlogMsg::Probe.encode(), PROBE_TIMEOUT)
         .await
         .ok()?;
     reply.decode::<pb::ProbeReply>(T_PROBE_REPLY).ok()
@@ -416,7 +412,7 @@ async fn round(shared: &Shared, rafts: &RaftShards) -> Option<String> {
                 .call(
                     leader,
                     RLOG,
-                    Payload::encode(T_JOIN_GROUP, &req),
+                    RlogMsg::JoinGroup(req).encode(),
                     PROBE_TIMEOUT,
                 )
                 .await

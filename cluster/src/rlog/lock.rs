@@ -10,11 +10,11 @@ use bytes::Bytes;
 use futures::future::join_all;
 use girder_proto::rlog as pb;
 
-use super::node::{RLOG, T_LOCK, T_LOCK_REPLY};
+use super::msg::{RlogMsg, T_LOCK_REPLY};
+use super::node::RLOG;
 use super::RlogError;
 use crate::handle::ClusterHandle;
 use crate::options::NodeName;
-use crate::process::Payload;
 
 #[derive(Debug)]
 struct Held {
@@ -171,15 +171,16 @@ impl LeaseLock {
     }
 
     async fn ask(&self, release: bool) -> Vec<Option<pb::LockReply>> {
-        let req = pb::Lock {
+        let payload = RlogMsg::Lock(pb::Lock {
             key: self.key.to_vec(),
             token: self.token,
             lease_ms: self.lease.as_millis() as u64,
             release,
-        };
+        })
+        .encode();
         let timeout = (self.lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(2));
         let calls = self.cores.iter().map(|core| {
-            let payload = Payload::encode(T_LOCK, &req);
+            let payload = payload.clone();
             async move {
                 let reply = self.handle.call(core, RLOG, payload, timeout).await.ok()?;
                 reply.decode::<pb::LockReply>(T_LOCK_REPLY).ok()

@@ -16,11 +16,12 @@ use tracing::{debug, info, warn};
 mod placement;
 mod status;
 
-use placement::{core_counts, Balance};
+use placement::Balance;
 
 use super::feed::{ops_to_pb, Feed, Follow, Step};
-use super::group::{self, Changes, T_JOIN_GROUP, T_PROBE, T_PROBE_REPLY};
+use super::group::{self, Changes};
 use super::lock::LockTable;
+use super::msg::{RlogMsg, T_JOIN_GROUP_REPLY, T_LOCK_REPLY, T_PROBE_REPLY, T_WRITE_REPLY};
 use super::raft::{node_id, RaftShards};
 use super::store::{Op, ShardKind, Store};
 use super::{RlogError, RlogOptions, Role};
@@ -28,18 +29,12 @@ use crate::handle::ClusterHandle;
 use crate::node::NodeEvent;
 use crate::options::NodeName;
 use crate::process::{Payload, RemoteMessage};
+use crate::task::{OnStop, Tasks};
 
 /// The name every node registers for feeds and forwarded writes.
 pub(crate) const RLOG: &str = "girder.rlog";
 /// The feed of a node's own owned rows.
 pub(crate) const OWNED_FEED: &str = "owned";
-pub(crate) const T_SUBSCRIBE: &str = "girder.rlog.v1.Subscribe";
-pub(crate) const T_UNSUBSCRIBE: &str = "girder.rlog.v1.Unsubscribe";
-pub(crate) const T_PUSH: &str = "girder.rlog.v1.Push";
-pub(crate) const T_WRITE: &str = "girder.rlog.v1.Write";
-pub(crate) const T_WRITE_REPLY: &str = "girder.rlog.v1.WriteReply";
-pub(crate) const T_LOCK: &str = "girder.rlog.v1.Lock";
-pub(crate) const T_LOCK_REPLY: &str = "girder.rlog.v1.LockReply";
 
 /// The feed name of a consensus shard.
 pub(crate) fn shard_feed(shard: &str) -> String {
@@ -121,6 +116,8 @@ pub(crate) struct Shared {
     /// The leader side of group membership changes.
     pub(crate) changes: Arc<Changes>,
     pub(crate) stop: CancellationToken,
+    /// The long-lived tasks (see `crate::task`), for a supervisor.
+    pub(crate) tasks: Tasks,
 }
 
 impl std::fmt::Debug for Shared {
@@ -159,8 +156,9 @@ impl Shared {
             kick: Notify::new(),
         });
         let me = handle.node().clone();
+        let tasks = Tasks::default();
         let rafts = match opts.role {
-            Role::Core => Some(RaftShards::start(&handle, &opts, &tables).await?),
+            Role::Core => Some(RaftShards::start(&handle, &opts, &tables, &tasks).await?),
             Role::Replicant => None,
         };
         let (tx, rx) = mpsc::channel(4096);
@@ -179,19 +177,39 @@ impl Shared {
             rafts,
             changes: Arc::new(Changes::default()),
             stop: CancellationToken::new(),
+            tasks,
         });
-        let events = handle.subscribe();
         handle.register(RLOG, tx)?;
-        tokio::spawn(dispatch(shared.clone(), rx));
-        tokio::spawn(pump(shared.clone()));
-        tokio::spawn(ticker(shared.clone(), events));
+        // Kept across restarts of the dispatcher: messages wait in it.
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        shared.spawn_task("rlog.dispatch", move |s| dispatch(s, Arc::clone(&rx)));
+        shared.spawn_task("rlog.pump", pump);
+        shared.spawn_task("rlog.ticker", ticker);
         if let Err(e) = group::check_at_start(&shared, shared.opts.write_timeout).await {
             shared.shutdown().await;
             return Err(e);
         }
-        tokio::spawn(group::run(shared.clone()));
+        shared.spawn_task("rlog.group", group::run);
         info!(node = %shared.me, role = ?shared.opts.role, "rlog started");
         Ok(shared)
+    }
+
+    /// Adds a long-lived task over this state: each instance holds the
+    /// state while it runs; the task set holds it weakly (no cycle).
+    fn spawn_task<F, Fut>(self: &Arc<Self>, name: &str, run: F)
+    where
+        F: Fn(Arc<Self>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let weak = Arc::downgrade(self);
+        self.tasks.spawn(name, OnStop::Leave, move || {
+            let instance = weak.upgrade().map(&run);
+            async move {
+                if let Some(instance) = instance {
+                    instance.await;
+                }
+            }
+        });
     }
 
     pub(crate) async fn shutdown(&self) {
@@ -314,10 +332,11 @@ impl Shared {
         // cannot commit, so each attempt gets a part of the budget.
         let deadline = Instant::now() + self.opts.write_timeout;
         let attempt = self.opts.write_timeout / 3;
-        let req = pb::Write {
+        let req = RlogMsg::Write(pb::Write {
             shard: shard.to_owned(),
             ops: ops_to_pb(&ops),
-        };
+        })
+        .encode();
         let followed = self
             .follows
             .lock()
@@ -342,11 +361,7 @@ impl Shared {
                 let left = deadline
                     .saturating_duration_since(Instant::now())
                     .min(attempt);
-                match self
-                    .handle
-                    .call(&core, RLOG, Payload::encode(T_WRITE, &req), left)
-                    .await
-                {
+                match self.handle.call(&core, RLOG, req.clone(), left).await {
                     Ok(reply) => {
                         let r: pb::WriteReply = reply.decode(T_WRITE_REPLY)?;
                         return Ok(r.index);
@@ -438,7 +453,7 @@ impl Shared {
         debug!(feed = %req.feed, %server, from = req.from, "rlog subscribe");
         let _ = self
             .handle
-            .send(&server, RLOG, Payload::encode(T_SUBSCRIBE, &req));
+            .send(&server, RLOG, RlogMsg::Subscribe(req).encode());
     }
 
     fn on_push(&self, from: &NodeName, push: pb::Push) {
@@ -497,7 +512,7 @@ impl Shared {
             };
             let _ = self
                 .handle
-                .send(from, RLOG, Payload::encode(T_SUBSCRIBE, &req));
+                .send(from, RLOG, RlogMsg::Subscribe(req).encode());
         }
     }
 
@@ -552,41 +567,13 @@ impl Shared {
                     Some(_) => {}
                 }
             }
-            // A replicant's consensus shards: those whose core is gone (or
-            // that never started flowing) are placed again.
-            if self.opts.role == Role::Replicant {
-                let live = self.live_cores(&connected);
-                let mut counts = core_counts(&follows, &live);
-                for (i, s) in self.consensus_shards().iter().enumerate() {
-                    let scope = Scope::Shard(s.clone());
-                    let current = follows.get(&scope);
-                    let server_up = current
-                        .and_then(|f| f.follow.server.as_ref())
-                        .is_some_and(|c| live.contains(c));
-                    let stale = current.is_some_and(|f| {
-                        !f.follow.live && f.subscribed_at.elapsed() > Duration::from_secs(1)
-                    });
-                    if !server_up || stale {
-                        if let (true, Some(c)) =
-                            (server_up, current.and_then(|f| f.follow.server.as_ref()))
-                        {
-                            // Stale on a live core: placed again, it may
-                            // stay there.
-                            if let Some(n) = counts.get_mut(c) {
-                                *n = n.saturating_sub(1);
-                            }
-                        }
-                        if let Some(core) = self.place(i, &live, &counts, None) {
-                            *counts.entry(core.clone()).or_default() += 1;
-                            todo.push((scope, core));
-                        }
-                    }
-                }
-            }
         }
         for (scope, server) in todo {
             self.subscribe(scope, server);
         }
+        // A replicant's consensus shards: those whose core is gone (or that
+        // never started flowing) are placed again.
+        self.place_shards(&connected);
         self.switch_lagging(&connected);
         self.rebalance(&connected);
     }
@@ -615,76 +602,69 @@ impl Shared {
     }
 }
 
-async fn dispatch(shared: Arc<Shared>, mut rx: mpsc::Receiver<RemoteMessage>) {
+async fn dispatch(shared: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<RemoteMessage>>>) {
+    let mut rx = rx.lock().await;
     loop {
         let msg = tokio::select! {
             m = rx.recv() => match m { Some(m) => m, None => return },
             () = shared.stop.cancelled() => return,
         };
-        match msg.payload.type_name.as_str() {
-            T_SUBSCRIBE => {
-                if let Ok(req) = msg.payload.decode::<pb::Subscribe>(T_SUBSCRIBE) {
-                    if let Some(feed) = shared.tables.served.lock().get_mut(&req.feed) {
-                        feed.subscribe(&msg.from, &req);
-                    }
-                    shared.tables.kick.notify_one();
+        let req = match RlogMsg::decode(&msg.payload) {
+            Ok(req) => req,
+            Err(e) => {
+                debug!(from = %msg.from, cause = %e, "rlog: message not taken");
+                if let Some(reply) = msg.reply {
+                    reply.reply(Err(e.to_string()));
+                }
+                continue;
+            }
+        };
+        let from = msg.from;
+        match req {
+            RlogMsg::Subscribe(req) => {
+                if let Some(feed) = shared.tables.served.lock().get_mut(&req.feed) {
+                    feed.subscribe(&from, &req);
+                }
+                shared.tables.kick.notify_one();
+            }
+            RlogMsg::Unsubscribe(req) => {
+                if let Some(feed) = shared.tables.served.lock().get_mut(&req.feed) {
+                    feed.unsubscribe(&from);
                 }
             }
-            T_UNSUBSCRIBE => {
-                if let Ok(req) = msg.payload.decode::<pb::Unsubscribe>(T_UNSUBSCRIBE) {
-                    if let Some(feed) = shared.tables.served.lock().get_mut(&req.feed) {
-                        feed.unsubscribe(&msg.from);
-                    }
-                }
-            }
-            T_PUSH => {
-                if let Ok(push) = msg.payload.decode::<pb::Push>(T_PUSH) {
-                    shared.on_push(&msg.from, push);
-                }
-            }
-            T_LOCK => {
-                let (Some(reply), Ok(req)) = (msg.reply, msg.payload.decode::<pb::Lock>(T_LOCK))
-                else {
-                    continue;
-                };
+            RlogMsg::Push(push) => shared.on_push(&from, push),
+            RlogMsg::Lock(req) => {
+                let Some(reply) = msg.reply else { continue };
                 let answer = if shared.opts.role == Role::Core {
-                    Ok(shared.locks.lock().handle(&msg.from, req))
+                    Ok(shared.locks.lock().handle(&from, req))
                 } else {
                     Err("not a core".to_owned())
                 };
                 reply.reply(answer.map(|a| Payload::encode(T_LOCK_REPLY, &a)));
             }
-            T_WRITE => {
+            RlogMsg::Write(w) => {
                 let Some(reply) = msg.reply else { continue };
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    let result = match msg.payload.decode::<pb::Write>(T_WRITE) {
-                        Ok(w) => shared
-                            .write(&w.shard, super::feed::ops_from_pb(w.ops))
-                            .await
-                            .map(|index| Payload::encode(T_WRITE_REPLY, &pb::WriteReply { index }))
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
+                    let result = shared
+                        .write(&w.shard, super::feed::ops_from_pb(w.ops))
+                        .await
+                        .map(|index| Payload::encode(T_WRITE_REPLY, &pb::WriteReply { index }))
+                        .map_err(|e| e.to_string());
                     reply.reply(result);
                 });
             }
-            T_PROBE => {
+            RlogMsg::Probe => {
                 if let Some(reply) = msg.reply {
                     let answer = group::probe_reply(&shared);
                     reply.reply(Ok(Payload::encode(T_PROBE_REPLY, &answer)));
                 }
             }
-            T_JOIN_GROUP => {
+            RlogMsg::JoinGroup(req) => {
                 let Some(reply) = msg.reply else { continue };
-                let answer = msg
-                    .payload
-                    .decode::<pb::JoinGroup>(T_JOIN_GROUP)
-                    .map_err(|e| e.to_string())
-                    .and_then(|req| group::on_join_group(&shared, &req));
-                reply.reply(answer.map(|()| Payload::new(T_JOIN_GROUP, Vec::new())));
+                let answer = group::on_join_group(&shared, &req);
+                reply.reply(answer.map(|()| Payload::new(T_JOIN_GROUP_REPLY, Vec::new())));
             }
-            other => debug!(type_name = other, "rlog: unknown message"),
         }
     }
 }
@@ -710,7 +690,7 @@ async fn pump(shared: Arc<Shared>) {
             for (node, push) in feed.pump(&mut rows) {
                 if shared
                     .handle
-                    .send(&node, RLOG, Payload::encode(T_PUSH, &push))
+                    .send(&node, RLOG, RlogMsg::Push(push).encode())
                     .is_err()
                 {
                     failed.push((name.clone(), node));
@@ -725,7 +705,8 @@ async fn pump(shared: Arc<Shared>) {
     }
 }
 
-async fn ticker(shared: Arc<Shared>, mut events: tokio::sync::broadcast::Receiver<NodeEvent>) {
+async fn ticker(shared: Arc<Shared>) {
+    let mut events = shared.handle.subscribe();
     for peer in shared.handle.connected() {
         shared.on_event(NodeEvent::Up(peer));
     }

@@ -29,13 +29,18 @@ use tracing::info;
 pub(crate) use self::elect::LastLog;
 use self::elect::{defer_to, LogReports};
 use super::feed::ops_to_pb;
-use super::node::{Tables, RLOG, T_WRITE, T_WRITE_REPLY};
+use super::msg::{MsgError, RaftMsg, RaftRpc, RlogMsg, T_WRITE_REPLY};
+use super::node::{Tables, RLOG};
 use super::storage::{clear_shard, open_db, LogStore, StateMachine};
 use super::store::{Op, ShardKind};
 use super::{Bootstrap, RlogError, RlogOptions};
 use crate::handle::ClusterHandle;
 use crate::options::NodeName;
 use crate::process::{Payload, RemoteMessage};
+use crate::task::{OnStop, Tasks};
+
+/// A receiver kept across restarts of the task that reads it.
+type Inbox<T> = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<T>>>;
 
 /// A log entry's data: a protobuf `Ops`, carried as hex in openraft's serde
 /// forms (its RPCs and stored entries).
@@ -107,10 +112,6 @@ fn raft_name(shard: &str) -> String {
 
 mod elect;
 
-const T_APPEND: &str = "girder.rlog.raft.Append";
-const T_VOTE: &str = "girder.rlog.raft.Vote";
-const T_SNAPSHOT: &str = "girder.rlog.raft.Snapshot";
-
 /// A consensus group as one core knows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct GroupView {
@@ -146,6 +147,10 @@ pub(crate) struct RaftShards {
     opts: RlogOptions,
     tables: Arc<Tables>,
     handle: ClusterHandle,
+    /// Each shard's Raft RPCs (`girder.rlog.raft.<shard>`), for its server
+    /// task; replaced with the Raft on a reset.
+    inboxes: parking_lot::Mutex<HashMap<String, Inbox<RemoteMessage>>>,
+    tasks: Tasks,
 }
 
 impl fmt::Debug for RaftShards {
@@ -161,6 +166,7 @@ impl RaftShards {
         handle: &ClusterHandle,
         opts: &RlogOptions,
         tables: &Arc<Tables>,
+        tasks: &Tasks,
     ) -> Result<Arc<Self>, RlogError> {
         let db = open_db(opts.data_dir.as_deref())?;
         let hb = opts.raft_heartbeat.as_millis().max(10) as u64;
@@ -190,6 +196,8 @@ impl RaftShards {
             opts: opts.clone(),
             tables: tables.clone(),
             handle: handle.clone(),
+            inboxes: parking_lot::Mutex::new(HashMap::new()),
+            tasks: tasks.clone(),
         };
         let mut receivers = Vec::new();
         for spec in opts
@@ -213,13 +221,32 @@ impl RaftShards {
         }
         let shards = Arc::new(shards);
         for (shard, qrx) in receivers {
-            tokio::spawn(batcher(
-                Arc::downgrade(&shards),
-                handle.clone(),
-                shard,
-                opts.write_timeout,
-                qrx,
-            ));
+            let weak = Arc::downgrade(&shards);
+            tasks.spawn(format!("rlog.raft.{shard}"), OnStop::Leave, {
+                let (weak, shard) = (weak.clone(), shard.clone());
+                move || {
+                    let current = weak.upgrade().and_then(|s| {
+                        let inbox = s.inboxes.lock().get(&shard).cloned();
+                        s.raft(&shard).zip(inbox)
+                    });
+                    async move {
+                        if let Some((raft, inbox)) = current {
+                            serve(raft, inbox).await;
+                        }
+                    }
+                }
+            });
+            let qrx: Inbox<Pending> = Arc::new(tokio::sync::Mutex::new(qrx));
+            let (handle, timeout) = (handle.clone(), opts.write_timeout);
+            tasks.spawn(format!("rlog.batcher.{shard}"), OnStop::Leave, move || {
+                batcher(
+                    weak.clone(),
+                    handle.clone(),
+                    shard.clone(),
+                    timeout,
+                    Arc::clone(&qrx),
+                )
+            });
         }
         Ok(shards)
     }
@@ -241,7 +268,9 @@ impl RaftShards {
             .map_err(|e| RlogError::Storage(e.to_string()))?;
         let (tx, rx) = mpsc::unbounded_channel();
         self.handle.register(&raft_name(shard), tx)?;
-        tokio::spawn(serve(raft.clone(), rx));
+        self.inboxes
+            .lock()
+            .insert(shard.to_owned(), Arc::new(tokio::sync::Mutex::new(rx)));
         Ok((raft, fresh))
     }
 
@@ -325,6 +354,10 @@ impl RaftShards {
         self.tables.store.write().clear_shard(shard);
         let (raft, _) = self.open(shard).await?;
         self.rafts.write().insert(shard.to_owned(), raft);
+        // Its server task serves the new Raft and inbox.
+        if let Some(task) = self.tasks.get(&format!("rlog.raft.{shard}")) {
+            task.restart();
+        }
         info!(%shard, "rlog: left the consensus group this core started alone");
         Ok(())
     }
@@ -511,8 +544,9 @@ async fn batcher(
     handle: ClusterHandle,
     shard: String,
     timeout: Duration,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
+    rx: Inbox<Pending>,
 ) {
+    let mut rx = rx.lock().await;
     while let Some(first) = rx.recv().await {
         let mut ops_in = first.ops.len();
         let mut batch = vec![first];
@@ -569,7 +603,7 @@ async fn commit(
                         };
                         let left = deadline.saturating_duration_since(Instant::now());
                         match handle
-                            .call(&leader, RLOG, Payload::encode(T_WRITE, &req), left)
+                            .call(&leader, RLOG, RlogMsg::Write(req).encode(), left)
                             .await
                         {
                             Ok(p) => match p.decode::<pb::WriteReply>(T_WRITE_REPLY) {
@@ -590,29 +624,26 @@ async fn commit(
 }
 
 /// Answers openraft RPCs from the other cores, in arrival order.
-async fn serve(raft: Raft<TypeConfig>, mut rx: mpsc::UnboundedReceiver<RemoteMessage>) {
+async fn serve(raft: Raft<TypeConfig>, rx: Inbox<RemoteMessage>) {
+    let mut rx = rx.lock().await;
     while let Some(msg) = rx.recv().await {
         let Some(reply) = msg.reply else { continue };
-        let p = msg.payload;
-        let answer = match p.type_name.as_str() {
-            T_APPEND => match serde_json::from_slice::<AppendEntriesRequest<TypeConfig>>(&p.data) {
-                Ok(req) => serde_json::to_vec(&raft.append_entries(req).await),
-                Err(e) => Err(e),
-            },
-            T_VOTE => match serde_json::from_slice::<VoteRequest<u64>>(&p.data) {
-                Ok(req) => serde_json::to_vec(&raft.vote(req).await),
-                Err(e) => Err(e),
-            },
-            T_SNAPSHOT => {
-                match serde_json::from_slice::<InstallSnapshotRequest<TypeConfig>>(&p.data) {
-                    Ok(req) => serde_json::to_vec(&raft.install_snapshot(req).await),
-                    Err(e) => Err(e),
-                }
+        let req = match RaftMsg::decode(&msg.payload) {
+            Ok(req) => req,
+            Err(MsgError::Unknown(_)) => continue,
+            Err(e) => {
+                reply.reply(Err(e.to_string()));
+                continue;
             }
-            _ => continue,
+        };
+        let rpc = req.rpc();
+        let answer = match req {
+            RaftMsg::Append(req) => serde_json::to_vec(&raft.append_entries(req).await),
+            RaftMsg::Vote(req) => serde_json::to_vec(&raft.vote(req).await),
+            RaftMsg::Snapshot(req) => serde_json::to_vec(&raft.install_snapshot(req).await),
         };
         match answer {
-            Ok(bytes) => reply.reply(Ok(Payload::new(p.type_name, bytes))),
+            Ok(bytes) => reply.reply(Ok(Payload::new(rpc.type_name(), bytes))),
             Err(e) => reply.reply(Err(e.to_string())),
         }
     }
@@ -660,7 +691,7 @@ struct NetError(String);
 impl Conn {
     async fn rpc<Req, Resp, E>(
         &self,
-        kind: &str,
+        kind: RaftRpc,
         req: &Req,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
@@ -677,7 +708,12 @@ impl Conn {
         let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let reply = self
             .handle
-            .call(to, &self.name, Payload::new(kind, body), option.hard_ttl())
+            .call(
+                to,
+                &self.name,
+                Payload::new(kind.type_name(), body),
+                option.hard_ttl(),
+            )
             .await
             .map_err(|e| match e {
                 crate::ClusterError::Timeout { .. } => RPCError::Network(NetworkError::new(&e)),
@@ -695,7 +731,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.rpc(T_APPEND, &rpc, &option).await
+        self.rpc(RaftRpc::Append, &rpc, &option).await
     }
 
     async fn install_snapshot(
@@ -706,7 +742,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         InstallSnapshotResponse<u64>,
         RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
     > {
-        self.rpc(T_SNAPSHOT, &rpc, &option).await
+        self.rpc(RaftRpc::Snapshot, &rpc, &option).await
     }
 
     async fn vote(
@@ -714,7 +750,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        let r: Result<VoteResponse<u64>, _> = self.rpc(T_VOTE, &rpc, &option).await;
+        let r: Result<VoteResponse<u64>, _> = self.rpc(RaftRpc::Vote, &rpc, &option).await;
         match (&r, &self.to) {
             (Ok(resp), Some(to)) => {
                 // The voter's log as it is now: fresher than its last probe.

@@ -1,6 +1,12 @@
-//! A replicant's placement of its consensus shards on the live cores:
-//! the core each shard follows, rebalancing when a core comes back or
-//! joins, and moving off a core that serves it too slowly.
+//! A replicant's placement of its consensus shards on the live cores: the
+//! core each shard follows, rebalancing when a core comes back or joins,
+//! and moving off a core that serves it too slowly.
+//!
+//! The decisions are pure ([`Placement`]: the cores, the live ones and each
+//! shard's [`ShardState`] in, the moves out); the shell (`impl Shared`
+//! below) reads the followed streams, keeps the clocks (how long a shard
+//! has lagged, how long the shards have been unbalanced) and subscribes to
+//! the chosen cores.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,27 +23,166 @@ use crate::rlog::Role;
 /// before a shard moves, and the least time between two moves.
 pub(super) const REBALANCE_HOLD: Duration = Duration::from_secs(1);
 
-/// The rebalancing state of a replicant.
+/// How long a subscription may go without its stream flowing before the
+/// shard is placed again.
+const STALE_AFTER: Duration = Duration::from_secs(1);
+
+/// The rebalancing clocks of a replicant.
 #[derive(Debug, Default)]
 pub(super) struct Balance {
     imbalanced_since: Option<Instant>,
     last_move: Option<Instant>,
 }
 
-/// Per live core, the consensus shards this replicant follows on it.
-pub(super) fn core_counts(
-    follows: &HashMap<Scope, Following>,
-    live: &[NodeName],
-) -> HashMap<NodeName, usize> {
-    let mut counts: HashMap<NodeName, usize> = live.iter().map(|c| (c.clone(), 0)).collect();
-    for (scope, f) in follows {
-        if let (Scope::Shard(_), Some(c)) = (scope, &f.follow.server) {
-            if let Some(n) = counts.get_mut(c) {
+/// One consensus shard as this replicant follows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct ShardState {
+    /// The core it follows (subscribed to), if any.
+    pub(super) server: Option<NodeName>,
+    /// Its stream flows.
+    pub(super) live: bool,
+    /// Subscribed a while ago and still not flowing.
+    pub(super) stale: bool,
+    /// Kept far behind its core's head for too long.
+    pub(super) lagging: bool,
+}
+
+/// A shard to follow on another core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Move {
+    /// The shard's index among the consensus shards.
+    pub(super) shard: usize,
+    /// The core it leaves, if it follows one.
+    pub(super) from: Option<NodeName>,
+    /// The core it goes to.
+    pub(super) to: NodeName,
+}
+
+/// The placement problem of one replicant: its cores in their preferred
+/// order, where its rotation of them starts, and the cores it has a live
+/// link to.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Placement<'a> {
+    /// `cluster.core_nodes`.
+    pub(super) cores: &'a [NodeName],
+    /// Where the replicant's rotation of the cores starts (a hash of its
+    /// name, so that two replicants start at different cores).
+    pub(super) offset: u64,
+    /// The cores with a live link, in `cores` order.
+    pub(super) live: &'a [NodeName],
+}
+
+impl Placement<'_> {
+    /// Where `core` comes in the `i`th shard's preferred order: the cores
+    /// rotated by `i` plus the replicant's offset.
+    pub(super) fn rank(&self, i: usize, core: &NodeName) -> usize {
+        let n = self.cores.len().max(1);
+        let start = (i + (self.offset % n as u64) as usize) % n;
+        let at = self.cores.iter().position(|x| x == core).unwrap_or(0);
+        (at + n - start) % n
+    }
+
+    /// Per live core, the shards that follow it.
+    pub(super) fn counts(&self, shards: &[ShardState]) -> HashMap<NodeName, usize> {
+        let mut counts: HashMap<NodeName, usize> =
+            self.live.iter().map(|c| (c.clone(), 0)).collect();
+        for s in shards {
+            if let Some(n) = s.server.as_ref().and_then(|c| counts.get_mut(c)) {
                 *n += 1;
             }
         }
+        counts
     }
-    counts
+
+    /// The core for the `i`th shard: the live core (other than `not`) that
+    /// the fewest shards follow; ties go to the shard's preferred order.
+    pub(super) fn pick(
+        &self,
+        i: usize,
+        counts: &HashMap<NodeName, usize>,
+        not: Option<&NodeName>,
+    ) -> Option<NodeName> {
+        self.live
+            .iter()
+            .filter(|c| Some(*c) != not)
+            .min_by_key(|c| (counts.get(*c).copied().unwrap_or(0), self.rank(i, c)))
+            .cloned()
+    }
+
+    /// Shards whose core is gone, that follow none, or whose stream went
+    /// stale, placed (again) in shard order, each counted where it goes
+    /// before the next is placed. A stale shard may stay on its core.
+    pub(super) fn place(&self, shards: &[ShardState]) -> Vec<Move> {
+        let mut counts = self.counts(shards);
+        let mut moves = Vec::new();
+        for (i, s) in shards.iter().enumerate() {
+            let server_up = s.server.as_ref().is_some_and(|c| self.live.contains(c));
+            if server_up && !s.stale {
+                continue;
+            }
+            if let (true, Some(c)) = (server_up, &s.server) {
+                if let Some(n) = counts.get_mut(c) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            if let Some(to) = self.pick(i, &counts, None) {
+                *counts.entry(to.clone()).or_default() += 1;
+                moves.push(Move {
+                    shard: i,
+                    from: s.server.clone(),
+                    to,
+                });
+            }
+        }
+        moves
+    }
+
+    /// Lagging shards, each moved to another live core.
+    pub(super) fn off_lagging(&self, shards: &[ShardState]) -> Vec<Move> {
+        let counts = self.counts(shards);
+        shards
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.lagging)
+            .filter_map(|(i, s)| {
+                self.pick(i, &counts, s.server.as_ref()).map(|to| Move {
+                    shard: i,
+                    from: s.server.clone(),
+                    to,
+                })
+            })
+            .collect()
+    }
+
+    /// When every shard flows on a live core and the core followed most
+    /// serves more than one shard more than the core followed least, the
+    /// shard to move from the first to the second: of those on the
+    /// busiest core, the one that prefers the emptiest most.
+    pub(super) fn rebalance(&self, shards: &[ShardState]) -> Option<Move> {
+        let settled = shards
+            .iter()
+            .all(|s| s.live && s.server.as_ref().is_some_and(|c| self.live.contains(c)));
+        if !settled {
+            return None;
+        }
+        let counts = self.counts(shards);
+        let count = |c: &NodeName| counts.get(c).copied().unwrap_or(0);
+        let most = self.live.iter().max_by_key(|c| count(c))?;
+        let fewest = self.live.iter().min_by_key(|c| count(c))?;
+        if count(most) <= count(fewest) + 1 {
+            return None;
+        }
+        shards
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.server.as_ref() == Some(most))
+            .min_by_key(|(i, _)| self.rank(*i, fewest))
+            .map(|(i, _)| Move {
+                shard: i,
+                from: Some(most.clone()),
+                to: fewest.clone(),
+            })
+    }
 }
 
 impl Shared {
@@ -61,31 +206,54 @@ impl Shared {
             .collect()
     }
 
-    /// The core for the `i`th consensus shard: the live core (other than
-    /// `not`) this replicant follows the fewest shards on; ties go to the
-    /// shard's preferred order, the cores rotated by `i` plus a hash of the
-    /// replicant's name, so one replicant's shards spread over every core
-    /// and two replicants start their rotations at different cores.
-    pub(super) fn place(
-        &self,
-        i: usize,
-        live: &[NodeName],
-        counts: &HashMap<NodeName, usize>,
-        not: Option<&NodeName>,
-    ) -> Option<NodeName> {
-        live.iter()
-            .filter(|c| Some(*c) != not)
-            .min_by_key(|c| (counts.get(*c).copied().unwrap_or(0), self.rank(i, c)))
-            .cloned()
+    /// This replicant's placement problem over `live`.
+    fn placement<'a>(&'a self, live: &'a [NodeName]) -> Placement<'a> {
+        Placement {
+            cores: &self.opts.core_nodes,
+            offset: node_id(&self.me),
+            live,
+        }
     }
 
-    /// Where `core` comes in the `i`th consensus shard's preferred order.
-    pub(super) fn rank(&self, i: usize, core: &NodeName) -> usize {
-        let cores = &self.opts.core_nodes;
-        let n = cores.len().max(1);
-        let start = (i + (node_id(&self.me) % n as u64) as usize) % n;
-        let at = cores.iter().position(|x| x == core).unwrap_or(0);
-        (at + n - start) % n
+    /// The consensus shards as followed now; `lagging` from the clocks
+    /// kept in `follows`.
+    fn shard_states(
+        &self,
+        shards: &[String],
+        follows: &HashMap<Scope, Following>,
+    ) -> Vec<ShardState> {
+        shards
+            .iter()
+            .map(|s| match follows.get(&Scope::Shard(s.clone())) {
+                None => ShardState::default(),
+                Some(f) => ShardState {
+                    server: f.follow.server.clone(),
+                    live: f.follow.live,
+                    stale: !f.follow.live && f.subscribed_at.elapsed() > STALE_AFTER,
+                    lagging: f
+                        .behind_since
+                        .is_some_and(|t| t.elapsed() > self.opts.lag_switch_after),
+                },
+            })
+            .collect()
+    }
+
+    /// Places the consensus shards whose core is gone, or that never
+    /// started flowing, on live cores (a replicant's tick).
+    pub(super) fn place_shards(&self, connected: &[NodeName]) {
+        if self.opts.role != Role::Replicant {
+            return;
+        }
+        let live = self.live_cores(connected);
+        let shards = self.consensus_shards();
+        let moves = {
+            let follows = self.follows.lock();
+            self.placement(&live)
+                .place(&self.shard_states(&shards, &follows))
+        };
+        for m in moves {
+            self.subscribe(Scope::Shard(shards[m.shard].clone()), m.to);
+        }
     }
 
     /// Moves one shard from the live core this replicant follows the most
@@ -101,28 +269,14 @@ impl Shared {
         let shards = self.consensus_shards();
         let chosen = {
             let follows = self.follows.lock();
-            let settled = shards.iter().all(|s| {
-                follows.get(&Scope::Shard(s.clone())).is_some_and(|f| {
-                    f.follow.live && f.follow.server.as_ref().is_some_and(|c| live.contains(c))
-                })
-            });
-            let counts = core_counts(&follows, &live);
-            let most = live
-                .iter()
-                .max_by_key(|c| counts.get(*c).copied().unwrap_or(0));
-            let fewest = live
-                .iter()
-                .min_by_key(|c| counts.get(*c).copied().unwrap_or(0));
+            let wanted = self
+                .placement(&live)
+                .rebalance(&self.shard_states(&shards, &follows));
             let mut balance = self.balance.lock();
-            let (Some(most), Some(fewest), true) = (most, fewest, settled) else {
+            let Some(wanted) = wanted else {
                 balance.imbalanced_since = None;
                 return;
             };
-            let (hi, lo) = (counts[most], counts.get(fewest).copied().unwrap_or(0));
-            if hi <= lo + 1 {
-                balance.imbalanced_since = None;
-                return;
-            }
             let since = *balance.imbalanced_since.get_or_insert_with(Instant::now);
             if since.elapsed() < REBALANCE_HOLD
                 || balance
@@ -131,26 +285,14 @@ impl Shared {
             {
                 return;
             }
-            // The shard on the busiest core that prefers the emptiest most.
-            let pick = shards
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| {
-                    follows
-                        .get(&Scope::Shard((*s).clone()))
-                        .and_then(|f| f.follow.server.as_ref())
-                        == Some(most)
-                })
-                .min_by_key(|(i, _)| self.rank(*i, fewest))
-                .map(|(_, s)| s.clone());
             balance.last_move = Some(Instant::now());
             balance.imbalanced_since = None;
-            pick.map(|s| (s, fewest.clone(), most.clone()))
+            wanted
         };
-        if let Some((shard, to, from)) = chosen {
-            info!(%shard, %from, %to, "rlog replicant rebalancing a shard");
-            self.subscribe(Scope::Shard(shard), to);
-        }
+        let shard = shards[chosen.shard].clone();
+        let from = chosen.from.map(|f| f.to_string()).unwrap_or_default();
+        info!(%shard, %from, to = %chosen.to, "rlog replicant rebalancing a shard");
+        self.subscribe(Scope::Shard(shard), chosen.to);
     }
 
     /// Moves a replicant off a core that keeps it far behind that core's own
@@ -160,30 +302,29 @@ impl Shared {
             return;
         }
         let live = self.live_cores(connected);
-        let mut moves = Vec::new();
-        {
+        let shards = self.consensus_shards();
+        let moves = {
             let mut follows = self.follows.lock();
-            let counts = core_counts(&follows, &live);
-            for (i, s) in self.consensus_shards().iter().enumerate() {
-                let Some(f) = follows.get_mut(&Scope::Shard(s.clone())) else {
-                    continue;
-                };
-                if f.follow.lag() > self.opts.lag_switch_entries {
-                    let since = *f.behind_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > self.opts.lag_switch_after {
-                        let current = f.follow.server.clone();
-                        if let Some(other) = self.place(i, &live, &counts, current.as_ref()) {
-                            moves.push((Scope::Shard(s.clone()), other));
-                        }
+            for s in &shards {
+                if let Some(f) = follows.get_mut(&Scope::Shard(s.clone())) {
+                    if f.follow.lag() > self.opts.lag_switch_entries {
+                        f.behind_since.get_or_insert_with(Instant::now);
+                    } else {
+                        f.behind_since = None;
                     }
-                } else {
-                    f.behind_since = None;
                 }
             }
-        }
-        for (scope, core) in moves {
-            info!(?scope, %core, "rlog replicant lagging, moving to another core");
-            self.subscribe(scope, core);
+            self.placement(&live)
+                .off_lagging(&self.shard_states(&shards, &follows))
+        };
+        for m in moves {
+            let scope = Scope::Shard(shards[m.shard].clone());
+            info!(?scope, core = %m.to, "rlog replicant lagging, moving to another core");
+            self.subscribe(scope, m.to);
         }
     }
 }
+
+#[cfg(test)]
+#[path = "placement_test.rs"]
+mod tests;
