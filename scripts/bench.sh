@@ -181,8 +181,26 @@ CONF
 # CONNECTs on a loaded machine). Raft state is in memory: every run starts
 # afresh. Nodes start one at a time (node 1 leads): started together, they
 # can elect two leaders. A node's MQTT port opens once it is in the cluster.
+# Its raft listener cannot bind a port that still has connections in
+# TIME-WAIT, so every start takes ports no socket uses (RC_MQTT moves up
+# by 30 until its nine ports are all unused).
+RC_FIRST=$RC_MQTT
+RC_STARTS=0
+rmqtt_ports_unused() {
+  local used
+  used=$(ss -Htan 2>/dev/null | awk '{print $4; print $5}' | sed 's/.*://' | sort -u)
+  for p in 0 1 2 10 11 12 20 21 22; do
+    grep -qx "$((RC_MQTT + p))" <<<"$used" && return 1
+  done
+  return 0
+}
 write_rmqtt_cluster() {
   local n
+  for _ in $(seq 20); do
+    RC_MQTT=$((RC_FIRST + 30 * (RC_STARTS % 20)))
+    RC_STARTS=$((RC_STARTS + 1))
+    rmqtt_ports_unused && break
+  done
   for n in 1 2 3; do
     mkdir -p "$WORK/rmqtt$n/plugins"
     cat >"$WORK/rmqtt$n/rmqtt.toml" <<CONF
@@ -274,6 +292,7 @@ start_cluster() { # broker -> sets CLUSTER_PIDS, BROKER_PID, BROKER_ADDR, SUB_AD
       done
       ;;
     rmqtt-cluster)
+      write_rmqtt_cluster
       for n in 1 2 3; do
         start_rmqtt_node "$n"
         CLUSTER_PIDS+=($!)
@@ -395,7 +414,6 @@ SCENARIOS=(
 
 write_configs
 write_girder_cluster
-write_rmqtt_cluster
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "mode: $MODE"
