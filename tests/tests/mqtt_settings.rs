@@ -233,8 +233,11 @@ async fn retainer_max_payload_size_keeps_larger_messages_out_of_the_store() -> R
     };
     let (small, large) = (unique("t/small"), unique("t/large"));
     let mut p = RawClient::connected(b.addr, &Connect::v311(&unique("p"))).await?;
-    p.publish(&Publish::new(&small, b"tiny").retain()).await?;
-    p.publish(&Publish::new(&large, &[b'x'; 64]).retain())
+    // QoS 1: each is handled (stored or refused) before its PUBACK, so the
+    // subscriber below gets retained messages only, not live ones.
+    p.publish(&Publish::new(&small, b"tiny").qos(1, 1).retain())
+        .await?;
+    p.publish(&Publish::new(&large, &[b'x'; 64]).qos(1, 2).retain())
         .await?;
     let mut s = RawClient::connected(b.addr, &Connect::v311(&unique("s"))).await?;
     s.send(&subscribe(
