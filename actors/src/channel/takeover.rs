@@ -233,7 +233,18 @@ impl ChannelActor {
             Successor::Remote(_) => self.unregister(),
         }
         self.run_actions(ctx, actions);
-        self.unindex();
+        // A session moving to another node keeps its subscriptions here
+        // for the grace period: until the new node's route rows have
+        // reached every publisher's node, some still route to this one,
+        // and what arrives is passed on. Removed at once, this node's rows
+        // could leave a publisher's node before the new node's arrive
+        // (they travel on two streams), and a message published between
+        // the two would find no route. The index entries go when the
+        // actor stops.
+        let moving_away = session.is_some() && matches!(successor, Successor::Remote(_));
+        if !moving_away {
+            self.unindex();
+        }
         self.drop_socket(ctx);
         // Nothing to check any more (no session to expire).
         keepalive::cancel(&mut self.wheel);
