@@ -539,6 +539,23 @@ impl RawClient {
         Ok(c)
     }
 
+    /// [`connected`](Self::connected), tried again for up to 2 s while
+    /// the node refuses: for a listener at its `max_connections`, where a
+    /// connection that just closed (the test harness's readiness probe
+    /// among them) counts until the node has seen it close.
+    pub async fn connected_when_room(addr: SocketAddr, connect: &Connect) -> Result<Self> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match Self::connected(addr, connect).await {
+                Ok(c) => return Ok(c),
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e.context("refused for 2 s")),
+            }
+        }
+    }
+
     /// Writes raw bytes.
     pub async fn send(&mut self, bytes: &[u8]) -> Result<()> {
         timeout(WAIT, self.stream.write_all(bytes))

@@ -126,8 +126,9 @@ async fn connections_are_limited_per_listener() -> Result<()> {
     let Some(b) = Broker::with_config("listeners.tcp.default.max_connections = 2\n")? else {
         return Ok(());
     };
-    let _a = RawClient::connected(b.addr, &Connect::v5(&unique("a"))).await?;
-    let _b = RawClient::connected(b.addr, &Connect::v5(&unique("b"))).await?;
+    // The node's readiness probe counts until the node has seen it close.
+    let _a = RawClient::connected_when_room(b.addr, &Connect::v5(&unique("a"))).await?;
+    let _b = RawClient::connected_when_room(b.addr, &Connect::v5(&unique("b"))).await?;
     // The third is closed before or right after CONNECT, never accepted.
     if let Ok(mut c) = RawClient::open(b.addr, Version::V5).await {
         let _ = c.send(&Connect::v5(&unique("c")).encode()).await;
