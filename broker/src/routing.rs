@@ -546,14 +546,6 @@ impl<S: Subscriber> Router<S> {
         removed
     }
 
-    /// Removes every route of `node`; returns how many.
-    pub fn remove_remote_node(&self, node: &str) -> usize {
-        let mut remote = self.remote.write();
-        let removed = remote.remove_node(node);
-        self.has_remote.store(!remote.is_empty(), Ordering::Release);
-        removed
-    }
-
     /// Replaces every remote route by `routes` (key, node): a full resync.
     pub fn reset_remote_routes<'a>(&self, routes: impl IntoIterator<Item = (&'a str, &'a str)>) {
         let mut remote = self.remote.write();
@@ -567,11 +559,6 @@ impl<S: Subscriber> Router<S> {
     /// Marks `node` down (its routes are kept and not used) or up again.
     pub fn set_node_down(&self, node: &str, down: bool) {
         self.remote.write().set_down(node, down);
-    }
-
-    /// The other nodes' routes as (key, node), sorted.
-    pub fn remote_routes(&self) -> Vec<(String, String)> {
-        self.remote.read().routes()
     }
 
     /// Redelivers messages that a member of shared groups received and did

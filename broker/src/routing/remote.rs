@@ -137,19 +137,6 @@ impl RemoteRoutes {
         removed
     }
 
-    /// Removes every route of `node`; returns how many.
-    pub fn remove_node(&mut self, node: &str) -> usize {
-        let mut keys = Vec::new();
-        self.index.for_each(|filter, entry, ()| match entry {
-            Entry::Node(n) if **n == *node => keys.push(filter.to_owned()),
-            Entry::Group { group, node: n, .. } if **n == *node => {
-                keys.push(group_key(group, filter));
-            }
-            _ => {}
-        });
-        keys.iter().filter(|key| self.remove(key, node)).count()
-    }
-
     /// Removes every route; which nodes are down is kept.
     pub fn clear(&mut self) {
         self.index = SubscriptionIndex::new();
@@ -164,11 +151,6 @@ impl RemoteRoutes {
         } else {
             self.down.remove(node);
         }
-    }
-
-    /// Whether `node` is marked down.
-    pub fn is_down(&self, node: &str) -> bool {
-        self.down.contains(node)
     }
 
     /// Number of routes held (of every node, down or not).
@@ -202,8 +184,9 @@ impl RemoteRoutes {
             });
     }
 
-    /// Every route as (key, node), sorted: for listings and tests.
-    pub fn routes(&self) -> Vec<(String, String)> {
+    /// Every route as (key, node), sorted.
+    #[cfg(test)]
+    fn routes(&self) -> Vec<(String, String)> {
         let mut routes = Vec::with_capacity(self.len());
         self.index.for_each(|filter, entry, ()| match entry {
             Entry::Node(node) => routes.push((filter.to_owned(), node.to_string())),
@@ -270,13 +253,14 @@ mod tests {
     }
 
     #[test]
-    fn a_node_s_routes_go_together_and_one_by_one() {
+    fn routes_come_and_go_one_by_one() {
         let mut routes = RemoteRoutes::new();
         routes.add("a/+", "n2");
         routes.add("$share/g/a/#", "n2");
         routes.add("a/+", "n3");
         assert_eq!(routes.len(), 3);
-        assert_eq!(routes.remove_node("n2"), 2);
+        assert!(routes.remove("$share/g/a/#", "n2"));
+        assert!(routes.remove("a/+", "n2"));
         assert_eq!(routes.routes(), [("a/+".to_owned(), "n3".to_owned())]);
         assert!(routes.remove("a/+", "n3"));
         assert!(!routes.remove("a/+", "n3"));

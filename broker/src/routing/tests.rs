@@ -268,7 +268,8 @@ fn a_message_goes_once_to_each_node_with_a_matching_route() {
     assert_eq!(remote, [("n2".into(), true, vec![])]);
     r.set_node_down("n3", false);
     assert_eq!(route_remote(&r, &message("a/b")).0.remote, 2);
-    assert_eq!(r.remove_remote_node("n2"), 2);
+    assert!(r.remove_remote_route("a/+", "n2"));
+    assert!(r.remove_remote_route("a/#", "n2"));
     assert!(r.remove_remote_route("a/b", "n3"));
     let (outcome, _, remote) = route_remote(&r, &message("a/b"));
     assert_eq!(outcome.remote, 0);

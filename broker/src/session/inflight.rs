@@ -90,21 +90,13 @@ impl Inflight {
             id = next_id(id);
         }
         self.next_id = next_id(id);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.entries.insert(
-            id,
-            Entry {
-                seq,
-                phase,
-                sent_at: now,
-            },
-        );
+        self.restore(id, phase, now);
         id
     }
 
-    /// Puts back an exchange of a moved session under its own packet id,
-    /// after those restored before it (send order).
+    /// Puts an exchange under the packet id `id`, after every exchange
+    /// already held (send order): a new one ([`Self::insert`]), or one of
+    /// a moved session put back under its own id.
     pub(crate) fn restore(&mut self, id: u16, phase: Phase, now: Instant) {
         let seq = self.next_seq;
         self.next_seq += 1;
