@@ -605,3 +605,40 @@ async fn t70_a_session_moved_between_nodes_under_a_stream_loses_nothing() -> Res
     );
     Ok(())
 }
+
+/// `mqtt.shared_subscription_strategy = local`: a shared group with a
+/// member on the publisher's node is served there; the member on the
+/// other node gets a message only when no member is local.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t80_the_local_strategy_serves_a_group_on_the_publisher_s_node() -> Result<()> {
+    let mut specs = specs(99, 2, true)?;
+    for spec in &mut specs {
+        spec.extra
+            .push_str("mqtt.shared_subscription_strategy = local\n");
+    }
+    let nodes = Node::start_all(specs)?;
+    let mut far = Client::connect(mqtt(&nodes[1]), &unique("far"), true).await?;
+    far.subscribe("$share/g/loc/#", QoS::AtLeastOnce).await?;
+    wait_routes(&nodes, 1)?;
+    let publisher = Client::connect(mqtt(&nodes[0]), &unique("pub"), true).await?;
+    // No member on the publisher's node yet: the far member serves.
+    until_routed(&publisher, "loc/probe", &mut [&mut far]).await?;
+    let mut near = Client::connect(mqtt(&nodes[0]), &unique("near"), true).await?;
+    near.subscribe("$share/g/loc/#", QoS::AtLeastOnce).await?;
+    // Once a probe reaches the near member its subscription is in place.
+    until_routed(&publisher, "loc/probe", &mut [&mut near]).await?;
+    far.drain(Duration::from_millis(300)).await;
+    for i in 0..20u8 {
+        publisher
+            .publish(&format!("loc/{i}"), QoS::AtLeastOnce, vec![i])
+            .await?;
+    }
+    let here = near.drain(Duration::from_millis(1000)).await;
+    let there = far.drain(Duration::from_millis(300)).await;
+    assert_eq!(
+        (here.len(), there.len()),
+        (20, 0),
+        "all served on the publisher's node"
+    );
+    Ok(())
+}
