@@ -85,7 +85,8 @@ pub(crate) enum ClusterCommand {
         /// The peer whose link is acted on.
         peer: String,
         /// cut, restore, drop, delay=MS; or a probe whose result is
-        /// printed: call=SLEEP_MS/TIMEOUT_MS, monitor=WAIT_MS, sequence=N.
+        /// printed: call=SLEEP_MS/TIMEOUT_MS, monitor=WAIT_MS, sequence=N,
+        /// monitors (how many monitors the link holds, as `received`).
         action: String,
     },
 }
@@ -298,7 +299,10 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
                     let action = debug_action(&action)?;
                     let probe = matches!(
                         action,
-                        Action::Call(_) | Action::Monitor(_) | Action::Sequence(_)
+                        Action::Call(_)
+                            | Action::Monitor(_)
+                            | Action::Sequence(_)
+                            | Action::Monitors(_)
                     );
                     let reply = client
                         .cluster_debug(pb::ClusterDebugRequest {
@@ -356,6 +360,7 @@ fn debug_action(action: &str) -> anyhow::Result<Action> {
         None if action == "cut" => Action::Cut(pb::Cut {}),
         None if action == "restore" => Action::Restore(pb::Restore {}),
         None if action == "drop" => Action::Drop(pb::Drop {}),
+        None if action == "monitors" => Action::Monitors(pb::Monitors {}),
         Some(("delay", ms)) => Action::DelayMs(number(ms)?),
         Some(("call", args)) => {
             let (sleep, timeout) = args
@@ -371,7 +376,7 @@ fn debug_action(action: &str) -> anyhow::Result<Action> {
         }),
         Some(("sequence", n)) => Action::Sequence(pb::Sequence { count: number(n)? }),
         _ => anyhow::bail!(
-            "unknown action {action:?}: cut, restore, drop, delay=MS, call=SLEEP_MS/TIMEOUT_MS, monitor=WAIT_MS or sequence=N"
+            "unknown action {action:?}: cut, restore, drop, delay=MS, call=SLEEP_MS/TIMEOUT_MS, monitor=WAIT_MS, monitors or sequence=N"
         ),
     })
 }

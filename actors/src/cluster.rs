@@ -262,6 +262,8 @@ impl ClusterSide {
                 .await
                 .and_then(tokio::net::TcpListener::into_std)
                 .map_err(bind_error)?;
+            // With port 0 the OS picked the port: report that one.
+            let addr = listener.local_addr().unwrap_or(addr);
             let tables: Vec<String> = shards()
                 .into_iter()
                 .flat_map(|shard| shard.tables)

@@ -358,6 +358,13 @@ impl AdminService for Admin {
             Some(Action::Sequence(seq)) => {
                 return Ok(Response::new(self.debug_sequence(&peer, seq).await))
             }
+            Some(Action::Monitors(_)) => {
+                return Ok(Response::new(pb::ClusterDebugReply {
+                    result: "ok".to_owned(),
+                    received: self.cluster.monitors_on_link(&peer) as u64,
+                    ..Default::default()
+                }))
+            }
             None => return Err(Status::invalid_argument("no action")),
         };
         self.cluster.inject_fault(&peer, action).map_err(status)?;

@@ -274,6 +274,14 @@ impl ClusterHandle {
         }
     }
 
+    /// How many monitors this node holds on its link to `node` (0 without a
+    /// link): each fires `NoConnection` when the link goes.
+    pub fn monitors_on_link(&self, node: &NodeName) -> usize {
+        self.node
+            .link_to(node)
+            .map_or(0, |link| link.monitors.lock().len())
+    }
+
     /// Monitors `name` on `node`: the returned future resolves with the reason
     /// when the process goes away, at once with `NoConnection` if the node is
     /// down and `NoProc` if the name is not registered. Dropping it demonitors.

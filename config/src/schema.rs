@@ -134,8 +134,13 @@ impl Config {
         self.authorization.validate()?;
         self.log.validate()?;
         self.sys_topics.validate()?;
-        // The admin endpoint must not collide with an MQTT listener.
-        if let Some(l) = self.listeners.enabled().find(|l| l.bind == self.admin.bind) {
+        // The admin endpoint must not collide with an MQTT listener (port 0
+        // is a port the OS picks at bind time: never a collision).
+        if let Some(l) = self
+            .listeners
+            .enabled()
+            .find(|l| l.bind == self.admin.bind && l.bind.0.port() != 0)
+        {
             return Err(ConfigError::invalid(
                 "admin.bind",
                 format!("\"{}\"", self.admin.bind),

@@ -3,9 +3,13 @@
 //! Each node is `girder start -c FILE` (the binary from
 //! [`crate::node::girder_bin`]) with a generated HOCON file: its own loopback
 //! address `127.0.K.N` (K: one subnet per test, so tests run side by side),
-//! free ports on that address for the distribution listener, the admin API and
-//! the MQTT listener, fault injection on, and short heartbeats so that a
-//! silent peer is declared down within about a second. Nodes are inspected and
+//! port 0 for the admin API and the MQTT listener (the node reports the ports
+//! it bound, and the file is rewritten with them so that a restart keeps
+//! them), a distribution port chosen before the start (the other nodes' seed
+//! lists name it; nothing but this test binds on its address), fault
+//! injection on, and heartbeats that declare a silent peer down after
+//! [`HEARTBEAT_TIMEOUT`]: long enough that a loaded machine does not fake a
+//! silence, short enough for a test to wait for. Nodes are inspected and
 //! driven through `girder ctl --json`, and every child is killed (SIGKILL) and
 //! reaped when its [`Node`] drops.
 //!
@@ -36,11 +40,21 @@ use crate::node::{free_port_on, girder_bin};
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// `cluster.dist.heartbeat_interval` of every test node.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(200);
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(300);
 
 /// `cluster.dist.heartbeat_timeout` of every test node: a peer silent this
-/// long is down.
-pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(1200);
+/// long is down. A peer that dies (kill -9) closes its links and is down at
+/// once; only a silent one (a `drop` fault) waits this long.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(3000);
+
+/// HOCON for the one kind of test that measures how soon a silent peer is
+/// declared down: heartbeats every 200 ms, down after 1.2 s of silence.
+pub const QUICK_NODEDOWN: &str =
+    "cluster.dist.heartbeat_interval = 200ms\ncluster.dist.heartbeat_timeout = 1200ms\n";
+
+/// How long a silent peer takes to be declared down under
+/// [`QUICK_NODEDOWN`].
+pub const QUICK_HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(1200);
 
 /// How one node is configured.
 #[derive(Debug, Clone)]
@@ -51,9 +65,10 @@ pub struct Spec {
     pub ip: Ipv4Addr,
     /// `cluster.dist.bind` port.
     pub dist_port: u16,
-    /// `admin.bind` port.
+    /// `admin.bind` port: 0 until the node first started and reported it.
     pub admin_port: u16,
-    /// `listeners.tcp.default.bind` port.
+    /// `listeners.tcp.default.bind` port: 0 until the node first started and
+    /// reported it.
     pub mqtt_port: u16,
     /// `node.cookie`.
     pub cookie: String,
@@ -67,16 +82,17 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// Node N of subnet K, with free ports on `127.0.K.N`, the cookie
-    /// `girder-test`, the cluster `girdercl` and no seeds.
+    /// Node N of subnet K on `127.0.K.N`: a free distribution port, port 0
+    /// for the others, the cookie `girder-test`, the cluster `girdercl` and
+    /// no seeds.
     pub fn new(subnet: u8, n: u8) -> Result<Self> {
         let ip = Ipv4Addr::new(127, 0, subnet, n);
         Ok(Self {
             name: format!("n{n}@{ip}"),
             ip,
             dist_port: free_port_on(ip)?,
-            admin_port: free_port_on(ip)?,
-            mqtt_port: free_port_on(ip)?,
+            admin_port: 0,
+            mqtt_port: 0,
             cookie: "girder-test".into(),
             cluster: "girdercl".into(),
             seeds: Vec::new(),
@@ -179,6 +195,8 @@ pub struct Node {
     /// How it is configured.
     pub spec: Spec,
     child: Option<Child>,
+    /// Where this run's output starts in the log (runs append to it).
+    log_from: u64,
     /// Config file, data dir and log; kept across restarts.
     dir: tempfile::TempDir,
 }
@@ -213,6 +231,7 @@ impl Node {
         let mut node = Self {
             spec,
             child: None,
+            log_from: 0,
             dir,
         };
         node.launch()?;
@@ -224,6 +243,7 @@ impl Node {
             .create(true)
             .append(true)
             .open(self.log_path())?;
+        self.log_from = log.metadata()?.len();
         let child = Command::new(girder_bin())
             .arg("start")
             .arg("-c")
@@ -237,29 +257,70 @@ impl Node {
         Ok(())
     }
 
-    /// Polls until the admin endpoint accepts and `ctl status` names this
-    /// node; fails early, with the log, if the process exits.
+    /// Polls until the node reports its listeners (on a first start, the
+    /// ports it bound are written into the spec and its config file), its
+    /// admin endpoint accepts and `ctl status` names this node; fails early,
+    /// with the log, if the process exits.
     fn wait_started(&mut self) -> Result<()> {
         let deadline = Instant::now() + WAIT;
-        let admin = self.spec.admin();
         loop {
             if let Some(child) = &mut self.child {
                 if let Some(status) = child.try_wait()? {
                     bail!("{} exited with {status}: {}", self.spec.name, self.log());
                 }
             }
-            if TcpStream::connect_timeout(&admin, Duration::from_millis(200)).is_ok() {
-                let status = self.ctl(&["status"])?;
-                if status["node"] != self.spec.name.as_str() {
-                    bail!("{admin} is {}, not {}", status["node"], self.spec.name);
+            if self.read_ports()? {
+                let admin = self.spec.admin();
+                if TcpStream::connect_timeout(&admin, Duration::from_millis(200)).is_ok() {
+                    let status = self.ctl(&["status"])?;
+                    if status["node"] != self.spec.name.as_str() {
+                        bail!("{admin} is {}, not {}", status["node"], self.spec.name);
+                    }
+                    return Ok(());
                 }
-                return Ok(());
             }
             if Instant::now() > deadline {
                 bail!("{} did not start in time: {}", self.spec.name, self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Reads the listeners this run reported, if it has; on the first run
+    /// they fill the spec's port-0 entries and the config file is written
+    /// again with them.
+    fn read_ports(&mut self) -> Result<bool> {
+        let log = std::fs::read(self.log_path())?;
+        let from = usize::try_from(self.log_from).unwrap_or(usize::MAX);
+        let run = String::from_utf8_lossy(log.get(from..).unwrap_or_default());
+        let Some(listeners) = crate::node::running_line_listeners(&run) else {
+            return Ok(false);
+        };
+        let port = |name: &str| {
+            listeners
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, a)| a.port())
+                .with_context(|| format!("{}: no {name} in {listeners:?}", self.spec.name))
+        };
+        let (mqtt, admin) = (port("tcp:default")?, port("admin")?);
+        if (self.spec.mqtt_port, self.spec.admin_port) != (mqtt, admin) {
+            if self.spec.mqtt_port != 0 || self.spec.admin_port != 0 {
+                bail!(
+                    "{} came back on other ports: {listeners:?}, not mqtt {} and admin {}",
+                    self.spec.name,
+                    self.spec.mqtt_port,
+                    self.spec.admin_port
+                );
+            }
+            self.spec.mqtt_port = mqtt;
+            self.spec.admin_port = admin;
+            std::fs::write(
+                self.dir.path().join("girder.conf"),
+                self.spec.config(&self.data_dir()),
+            )?;
+        }
+        Ok(true)
     }
 
     /// Kills the process with SIGKILL (`kill -9`) and reaps it.

@@ -2,7 +2,8 @@
 //!
 //! The binary is taken from `GIRDER_BIN` when set (scripts/test.sh sets it),
 //! else from the workspace's `target/debug/girder`. Every node gets its own
-//! temporary data directory and free loopback ports, and is killed (and
+//! temporary data directory and binds port 0 on loopback (the ports it
+//! reports are read from its output), and is killed (and
 //! reaped) when its [`NodeProcess`] is dropped, so a failing test leaves
 //! nothing running.
 
@@ -66,8 +67,11 @@ pub struct NodeProcess {
     child: Child,
     /// MQTT over TCP listener address.
     pub mqtt: SocketAddr,
-    /// Admin endpoint address.
+    /// Admin endpoint address (port 0 when the node serves none).
     pub admin: SocketAddr,
+    /// Every listener the node reported, by name (`tcp:default`, `admin`,
+    /// `dist`, ...), with the address it bound.
+    pub listeners: Vec<(String, SocketAddr)>,
     /// The node's temporary directory (config file, data dir, log).
     pub dir: tempfile::TempDir,
 }
@@ -78,21 +82,21 @@ impl NodeProcess {
         Self::start_with(NodeOptions::default())
     }
 
-    /// Starts a node with extra config, and waits until its MQTT port and its
-    /// admin endpoint accept connections (at most 20 s).
+    /// Starts a node with extra config on port 0 everywhere (the OS picks
+    /// each port as the node binds it, so no other process can take one in
+    /// between), reads the addresses the node reports once it runs, and waits
+    /// until its MQTT listener and its admin endpoint accept connections (at
+    /// most 20 s).
     pub fn start_with(opts: NodeOptions) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("girder-test-").tempdir()?;
-        let mqtt: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
-        let dist_port = free_port();
         let conf = dir.path().join("girder.conf");
         let mut file = std::fs::File::create(&conf)?;
         writeln!(
             file,
             "node {{\n  name = \"girder@127.0.0.1\"\n  data_dir = \"{}\"\n}}\n\
-             cluster.dist.bind = \"127.0.0.1:{dist_port}\"\n\
-             listeners.tcp.default.bind = \"{mqtt}\"\n\
-             admin.bind = \"{admin}\"\n\
+             cluster.dist.bind = \"127.0.0.1:0\"\n\
+             listeners.tcp.default.bind = \"127.0.0.1:0\"\n\
+             admin.bind = \"127.0.0.1:0\"\n\
              log.console.level = info\n{}",
             dir.path().join("data").display(),
             opts.extra_config
@@ -108,10 +112,12 @@ impl NodeProcess {
             .stderr(log)
             .spawn()
             .with_context(|| format!("spawning {}", girder_bin().display()))?;
+        let unknown = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut node = NodeProcess {
             child,
-            mqtt,
-            admin,
+            mqtt: unknown,
+            admin: unknown,
+            listeners: Vec::new(),
             dir,
         };
         node.wait_listening(Duration::from_secs(20))?;
@@ -124,20 +130,32 @@ impl NodeProcess {
             if let Some(status) = self.child.try_wait()? {
                 bail!("girder exited early with {status}: {}", self.log());
             }
-            // The admin endpoint starts after the listeners: a test that
-            // runs `girder ctl` at once must not find it closed.
-            let up = |addr: &SocketAddr| {
-                TcpStream::connect_timeout(addr, Duration::from_millis(200)).is_ok()
-            };
-            if up(&self.mqtt) && up(&self.admin) {
-                return Ok(());
+            if let Some(listeners) = running_line_listeners(&self.log()) {
+                let find = |name: &str| {
+                    listeners
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, a)| *a)
+                        .with_context(|| format!("no {name} in the node's report {listeners:?}"))
+                };
+                self.mqtt = find("tcp:default")?;
+                // `admin.enable = false` leaves the admin endpoint out.
+                let admin = find("admin").ok();
+                self.admin = admin.unwrap_or(self.admin);
+                self.listeners.clone_from(&listeners);
+                // The admin endpoint starts after the listeners: a test that
+                // runs `girder ctl` at once must not find it closed.
+                let up = |addr: &SocketAddr| {
+                    TcpStream::connect_timeout(addr, Duration::from_millis(200)).is_ok()
+                };
+                if up(&self.mqtt) && admin.as_ref().is_none_or(up) {
+                    return Ok(());
+                }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         bail!(
-            "girder did not listen on {} and {} in time: {}",
-            self.mqtt,
-            self.admin,
+            "girder did not report its listeners in time: {}",
             self.log()
         )
     }
@@ -145,6 +163,15 @@ impl NodeProcess {
     /// The node's combined stdout and stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+    }
+
+    /// The address the listener `name` reported (`tcp:NAME`, `admin`,
+    /// `dist`).
+    pub fn listener(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
     }
 
     /// The MQTT port.
@@ -190,6 +217,20 @@ impl NodeProcess {
         }
         bail!("node still running after {limit:?}: {}", self.log())
     }
+}
+
+/// The listeners a node reports on its `girder ... is running: node N,
+/// listeners: NAME ADDR, NAME ADDR, ...` line, as (name, address) pairs;
+/// `None` while the line is not written yet.
+pub fn running_line_listeners(log: &str) -> Option<Vec<(String, SocketAddr)>> {
+    let line = log.lines().find(|l| l.contains(" is running: node "))?;
+    let (_, list) = line.split_once("listeners: ")?;
+    list.split(", ")
+        .map(|entry| {
+            let (name, addr) = entry.trim().split_once(' ')?;
+            Some((name.to_owned(), addr.parse().ok()?))
+        })
+        .collect()
 }
 
 impl Drop for NodeProcess {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::node::free_port;
+use crate::node::free_port_on;
 
 pub mod history;
 
@@ -69,7 +69,7 @@ pub fn rlog_node_bin() -> Result<PathBuf> {
 /// How to start one node.
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
-    /// `name@127.0.0.1`.
+    /// `name@IP`, IP being the cluster's own loopback address.
     pub name: String,
     /// Its distribution port.
     pub port: u16,
@@ -130,12 +130,33 @@ impl Drop for RlogNode {
     }
 }
 
+/// A loopback address of this process's own, `127.X.Y.1` with X in
+/// 200..=254 (the cluster tests' subnets are below 200): ports probed free on
+/// it cannot be taken by another test process or by an outgoing connection
+/// (those leave from 127.0.0.1) before a node binds them.
+fn own_loopback_address() -> std::net::Ipv4Addr {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let salt = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let h = std::process::id()
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(salt)
+        .wrapping_add(n.wrapping_mul(40_503));
+    let x = 200 + (h % 55) as u8;
+    let y = ((h / 55) % 256) as u8;
+    std::net::Ipv4Addr::new(127, x, y, 1)
+}
+
 /// A cluster of cores and replicants on loopback.
 #[derive(Debug)]
 pub struct RlogCluster {
     /// The nodes, cores first; `None` while stopped.
     pub nodes: Vec<Option<RlogNode>>,
     specs: Vec<NodeSpec>,
+    /// The loopback address every node of this cluster binds.
+    ip: std::net::Ipv4Addr,
     /// Removed on drop unless `RLOG_KEEP` is set (then its path is printed).
     dir: tempfile::TempDir,
     extra: Vec<String>,
@@ -145,24 +166,26 @@ impl RlogCluster {
     /// Starts `cores` cores and `replicants` replicants, and waits until
     /// every node answers and is linked to every other.
     pub fn start(cores: usize, replicants: usize, extra: &[&str]) -> Result<Self> {
+        let ip = own_loopback_address();
         let mut specs = Vec::new();
         for i in 1..=cores {
             specs.push(NodeSpec {
-                name: format!("c{i}@127.0.0.1"),
-                port: free_port(),
+                name: format!("c{i}@{ip}"),
+                port: free_port_on(ip)?,
                 role: "core".into(),
             });
         }
         for i in 1..=replicants {
             specs.push(NodeSpec {
-                name: format!("r{i}@127.0.0.1"),
-                port: free_port(),
+                name: format!("r{i}@{ip}"),
+                port: free_port_on(ip)?,
                 role: "replicant".into(),
             });
         }
         let mut c = Self {
             nodes: Vec::new(),
             specs,
+            ip,
             dir: tempfile::Builder::new()
                 .prefix("girder-rlog-")
                 .disable_cleanup(std::env::var_os("RLOG_KEEP").is_some())
@@ -219,7 +242,7 @@ impl RlogCluster {
         cmd.arg("--name")
             .arg(&spec.name)
             .arg("--dist")
-            .arg(format!("127.0.0.1:{}", spec.port))
+            .arg(format!("{}:{}", self.ip, spec.port))
             .arg("--role")
             .arg(&spec.role)
             .arg("--data-dir")
@@ -269,6 +292,11 @@ impl RlogCluster {
             .ok_or_else(|| anyhow!("node {i} is stopped"))
     }
 
+    /// The name of node `i` (`c1@IP`, ..., then `r1@IP`, ...).
+    pub fn name(&self, i: usize) -> &str {
+        &self.specs[i].name
+    }
+
     /// The node named `name`'s index.
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.specs.iter().position(|s| s.name == name)
@@ -280,8 +308,7 @@ impl RlogCluster {
     }
 
     /// Starts node `i` again with the same name and data dir, on the same
-    /// port; if it does not start (another process took the port meanwhile)
-    /// on another free port (it dials the others, so they find it).
+    /// port (see [`Self::spawn_retrying`]).
     pub fn restart(&mut self, i: usize) -> Result<()> {
         self.nodes[i] = None;
         let n = self.spawn_retrying(i)?;
@@ -289,8 +316,9 @@ impl RlogCluster {
         Ok(())
     }
 
-    /// Spawns node `i` on its port; if it does not start (another process
-    /// took the port, which `free_port` cannot prevent) on another free port.
+    /// Spawns node `i` on its port; if it does not start (on the cluster's
+    /// own address nothing else should hold the port, but a start can fail)
+    /// it tries again, on another free port.
     /// The nodes that were told the old port are found all the same: the
     /// node dials them, and Raft voters are names, not addresses.
     fn spawn_retrying(&mut self, i: usize) -> Result<RlogNode> {
@@ -300,7 +328,7 @@ impl RlogCluster {
                 Ok(n) => return Ok(n),
                 Err(e) if tries < 3 => {
                     tries += 1;
-                    let port = free_port();
+                    let port = free_port_on(self.ip)?;
                     eprintln!(
                         "{} did not start on port {} ({e:#}); trying port {port}",
                         self.specs[i].name, self.specs[i].port

@@ -9,7 +9,7 @@
 //! fault-injection-only admin call) in the `users` table of the `auth`
 //! shard.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,12 +42,13 @@ fn wait_row(node: &Node, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes rows `prefix-0..` on `spec`'s node from a thread until `stop`;
-/// returns the keys whose write was acknowledged.
+/// Writes rows `prefix-0..` on `spec`'s node from a thread until `stop`,
+/// counting the acknowledged ones in `count`; returns their keys.
 fn writer(
     spec: Spec,
     prefix: &'static str,
     stop: Arc<AtomicBool>,
+    count: Arc<AtomicUsize>,
 ) -> std::thread::JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
         let mut acked = Vec::new();
@@ -56,6 +57,7 @@ fn writer(
             let key = format!("{prefix}-{i}");
             if ctl_at(&spec, &["cluster", "debug-table", "put", TABLE, &key, "v"]).is_ok() {
                 acked.push(key);
+                count.fetch_add(1, Ordering::Relaxed);
             }
             i += 1;
             std::thread::sleep(Duration::from_millis(20));
@@ -105,19 +107,28 @@ fn a_fourth_core_joins_under_writes_and_becomes_a_voter() -> Result<()> {
         wait_voters(n, &three)?;
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let writes = writer(nodes[0].spec.clone(), "w", stop.clone());
-    std::thread::sleep(Duration::from_millis(500));
+    let count = Arc::new(AtomicUsize::new(0));
+    let writes = writer(nodes[0].spec.clone(), "w", stop.clone(), count.clone());
+    // Writes run before the fourth core comes, while it joins and after.
+    let writes_reach = |n: usize| {
+        nodes[0].wait_until("writes acknowledged", Duration::from_secs(20), |_| {
+            Ok(count.load(Ordering::Relaxed) >= n)
+        })
+    };
+    writes_reach(3)?;
 
     // Its seeds are the first three, whose own sets differ from its: it
     // starts no group, and is added to the running one.
     let new = Node::start(fourth)?;
     let added = wait_voters(&nodes[0], &four);
-    std::thread::sleep(Duration::from_millis(500));
+    let after = count.load(Ordering::Relaxed) + 3;
+    let reached = writes_reach(after);
     stop.store(true, Ordering::Relaxed);
     let acked = writes
         .join()
         .map_err(|_| anyhow::anyhow!("writer panicked"))?;
     added?;
+    reached?;
     wait_voters(&new, &four)?;
     assert!(!acked.is_empty(), "no write was acknowledged");
     // Every acknowledged write is on the new core.

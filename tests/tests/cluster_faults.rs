@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use girder_tests::cluster::{sorted, specs, Node, Spec, HEARTBEAT_TIMEOUT};
+use girder_tests::cluster::{sorted, specs, Node, Spec, QUICK_HEARTBEAT_TIMEOUT, QUICK_NODEDOWN};
 
 #[test]
 fn a_cut_link_is_down_on_both_sides_until_restored() -> anyhow::Result<()> {
@@ -40,7 +40,11 @@ fn a_cut_link_is_down_on_both_sides_until_restored() -> anyhow::Result<()> {
 
 #[test]
 fn a_silent_peer_is_declared_down_after_the_heartbeat_timeout() -> anyhow::Result<()> {
-    let nodes = Node::start_all(specs(66, 3, true)?)?;
+    let mut quick = specs(66, 3, true)?;
+    for s in &mut quick {
+        s.extra.push_str(QUICK_NODEDOWN);
+    }
+    let nodes = Node::start_all(quick)?;
     let [n1, n2, n3] = &nodes[..] else {
         unreachable!("three specs")
     };
@@ -58,7 +62,7 @@ fn a_silent_peer_is_declared_down_after_the_heartbeat_timeout() -> anyhow::Resul
     let took = n2.wait_for("n1 down", |m| m.stopped == [name1.clone()])?;
     // cluster.dist.heartbeat_timeout is 1.2 s here (10 s by default).
     assert!(
-        took < HEARTBEAT_TIMEOUT + Duration::from_secs(3),
+        took < QUICK_HEARTBEAT_TIMEOUT + Duration::from_secs(3),
         "nodedown took {took:?}"
     );
     assert_eq!(n3.members()?.running, all);

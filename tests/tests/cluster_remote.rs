@@ -63,8 +63,13 @@ fn a_remote_monitor_fires_noconnection_when_its_node_dies() -> Result<()> {
         let args = ["cluster", "debug", peer.as_str(), "monitor=10000"];
         girder_tests::cluster::ctl_at(&watcher, &args)
     });
-    // Let the monitor reach the peer before killing it.
-    thread::sleep(Duration::from_millis(500));
+    // Kill the peer once the monitor is in place: before it, the monitor
+    // would fire at once for a node already down, not for a link lost.
+    let peer = nodes[1].spec.name.clone();
+    nodes[0].wait_until("the monitor in place", Duration::from_secs(10), |n| {
+        let v = n.ctl(&["cluster", "debug", &peer, "monitors"])?;
+        Ok(v["received"].as_u64() == Some(1))
+    })?;
     nodes[1].kill();
     let fired = waiting
         .join()

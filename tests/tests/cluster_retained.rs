@@ -145,8 +145,8 @@ async fn a_replicant_serves_retained_messages_and_forwards_its_own() -> Result<(
         ),
         ..replicant
     };
-    let (core_mqtt, replicant_mqtt) = (mqtt(&core), mqtt(&replicant));
     let nodes = Node::start_all(vec![core, replicant])?;
+    let (core_mqtt, replicant_mqtt) = (mqtt(&nodes[0].spec), mqtt(&nodes[1].spec));
     wait_running(&nodes)?;
     let (on_core, on_replicant) = (unique("t/core"), unique("t/replicant"));
 

@@ -46,11 +46,11 @@ async fn a_replicant_follows_its_core_and_a_gone_nodes_rows_go_after_the_grace_p
         ),
         ..replicant
     };
-    let (core_mqtt, replicant_mqtt) = (
-        std::net::SocketAddr::from((core.ip, core.mqtt_port)),
-        std::net::SocketAddr::from((replicant.ip, replicant.mqtt_port)),
-    );
     let mut nodes = Node::start_all(vec![core, replicant])?;
+    let (core_mqtt, replicant_mqtt) = (
+        std::net::SocketAddr::from((nodes[0].spec.ip, nodes[0].spec.mqtt_port)),
+        std::net::SocketAddr::from((nodes[1].spec.ip, nodes[1].spec.mqtt_port)),
+    );
 
     // Only the core keeps the consensus tables on disk.
     assert!(nodes[0].data_dir().join("rlog.redb").exists());

@@ -368,18 +368,25 @@ async fn send_timeout_close_false_keeps_a_blocked_subscriber() -> Result<()> {
 /// listeners of one node serve side by side (`bind` each).
 #[tokio::test]
 async fn enable_and_bind_decide_which_listeners_serve() -> Result<()> {
-    let (on, off) = (
-        girder_tests::node::free_port(),
-        girder_tests::node::free_port(),
-    );
+    // The extra listener binds port 0 and is found in the node's report;
+    // the spare one's port must stay closed.
+    let off = girder_tests::node::free_port();
     let Some(b) = Broker::with_config(&format!(
-        "listeners.tcp.extra {{ enable = true, bind = \"127.0.0.1:{on}\" }}\n\
+        "listeners.tcp.extra {{ enable = true, bind = \"127.0.0.1:0\" }}\n\
          listeners.tcp.spare {{ enable = false, bind = \"127.0.0.1:{off}\" }}\n"
     ))?
     else {
         return Ok(());
     };
-    let extra: SocketAddr = ([127, 0, 0, 1], on).into();
+    let node = b.node.as_ref().context("a node of this test's own")?;
+    let extra = node
+        .listener("tcp:extra")
+        .context("tcp:extra not reported")?;
+    ensure!(
+        node.listener("tcp:spare").is_none(),
+        "a disabled listener is reported: {:?}",
+        node.listeners
+    );
     let c = RawClient::connected(extra, &Connect::v311(&unique("extra"))).await?;
     c.disconnect().await?;
     let spare = TcpStream::connect(("127.0.0.1", off)).await;

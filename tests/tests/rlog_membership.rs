@@ -153,7 +153,9 @@ fn a_seeded_schedule_keeps_one_leader_per_term_and_every_acknowledged_write() ->
     let mut rng = Rng(seed);
     let specs = specs(82, 4, true)?;
     let all = sorted(specs.iter().map(|s| s.name.as_str()));
-    let mut nodes = Node::start_all(specs.clone())?;
+    let mut nodes = Node::start_all(specs)?;
+    // The specs as started: with the ports the nodes bound.
+    let specs: Vec<Spec> = nodes.iter().map(|n| n.spec.clone()).collect();
     settled(&nodes, &all)?;
 
     let stop = Arc::new(AtomicBool::new(false));

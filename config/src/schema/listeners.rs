@@ -548,12 +548,12 @@ impl Listeners {
                     "at least one of tlsv1.3, tlsv1.2",
                 )?;
             }
-            // QUIC is UDP, so it may share a port number with a TCP listener.
+            // QUIC is UDP, so it may share a port number with a TCP listener;
+            // port 0 is a port the OS picks at bind time: never a collision.
             let is_udp = |k: &str| k == "quic";
-            if let Some(other) = seen
-                .iter()
-                .find(|o| o.bind == l.bind && is_udp(o.kind) == is_udp(l.kind))
-            {
+            if let Some(other) = seen.iter().find(|o| {
+                o.bind == l.bind && l.bind.0.port() != 0 && is_udp(o.kind) == is_udp(l.kind)
+            }) {
                 return Err(ConfigError::invalid(
                     &at("bind"),
                     format!("\"{}\"", l.bind),

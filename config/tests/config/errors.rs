@@ -3,7 +3,7 @@
 
 use girder_config::ConfigError;
 
-use crate::common::{conf_file, error_line, load};
+use crate::common::{conf_file, error_line, load, load_text};
 
 #[test]
 fn unknown_keys_are_reported_at_every_depth() {
@@ -238,4 +238,18 @@ fn rlog_is_the_only_db_backend() {
         error_line("cluster.db_backend = mnesia"),
         "config error: cluster.db_backend = \"mnesia\": expected one of rlog (from FILE)"
     );
+}
+
+#[test]
+fn port_zero_on_several_listeners_is_no_collision() {
+    // Port 0: the OS picks a free port for each at bind time.
+    let config = load_text(
+        "listeners.tcp.default.bind = \"127.0.0.1:0\"\n\
+         listeners.tcp.second.bind = \"127.0.0.1:0\"\n\
+         admin.bind = \"127.0.0.1:0\"\n\
+         cluster.dist.bind = \"127.0.0.1:0\"\n",
+    )
+    .expect("port 0 everywhere loads");
+    assert_eq!(config.admin.bind.0.port(), 0);
+    assert_eq!(config.listeners.enabled().count(), 2);
 }
