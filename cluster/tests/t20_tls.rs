@@ -72,8 +72,9 @@ impl Ca {
 fn options(name: &str, tls: Option<DistTls>) -> ClusterOptions {
     let mut o = ClusterOptions::new(name, "secret", "test").unwrap();
     o.dist_bind = "127.0.0.1:0".parse().unwrap();
-    o.heartbeat_interval = Duration::from_millis(100);
-    o.heartbeat_misses = 3;
+    // A peer down after 3 s of silence: a loaded machine does not fake one.
+    o.heartbeat_interval = Duration::from_millis(250);
+    o.heartbeat_misses = 12;
     o.connect_timeout = SECOND;
     o.backoff = Backoff {
         initial: Duration::from_millis(50),
@@ -130,12 +131,12 @@ async fn two_tls_nodes_join_and_call_each_other() {
         eventually("both running", || running(h) == both).await;
     }
     let pong = b
-        .call(a.node(), ECHO, Payload::new("t", "over tls"), SECOND)
+        .call(a.node(), ECHO, Payload::new("t", "over tls"), 5 * SECOND)
         .await
         .unwrap();
     assert_eq!(&pong.data[..], b"over tls");
     let pong = a
-        .call(b.node(), ECHO, Payload::new("t", "back"), SECOND)
+        .call(b.node(), ECHO, Payload::new("t", "back"), 5 * SECOND)
         .await
         .unwrap();
     assert_eq!(&pong.data[..], b"back");
