@@ -297,10 +297,8 @@ impl Node {
             return Ok(false);
         };
         let port = |name: &str| {
-            listeners
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, a)| a.port())
+            crate::node::listener_addr(&listeners, name)
+                .map(|a| a.port())
                 .with_context(|| format!("{}: no {name} in {listeners:?}", self.spec.name))
         };
         let (mqtt, admin) = (port("tcp:default")?, port("admin")?);

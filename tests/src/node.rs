@@ -131,16 +131,11 @@ impl NodeProcess {
                 bail!("girder exited early with {status}: {}", self.log());
             }
             if let Some(listeners) = running_line_listeners(&self.log()) {
-                let find = |name: &str| {
-                    listeners
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map(|(_, a)| *a)
-                        .with_context(|| format!("no {name} in the node's report {listeners:?}"))
-                };
-                self.mqtt = find("tcp:default")?;
+                self.mqtt = listener_addr(&listeners, "tcp:default").with_context(|| {
+                    format!("no tcp:default in the node's report {listeners:?}")
+                })?;
                 // `admin.enable = false` leaves the admin endpoint out.
-                let admin = find("admin").ok();
+                let admin = listener_addr(&listeners, "admin");
                 self.admin = admin.unwrap_or(self.admin);
                 self.listeners.clone_from(&listeners);
                 // The admin endpoint starts after the listeners: a test that
@@ -168,10 +163,7 @@ impl NodeProcess {
     /// The address the listener `name` reported (`tcp:NAME`, `admin`,
     /// `dist`).
     pub fn listener(&self, name: &str) -> Option<SocketAddr> {
-        self.listeners
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, a)| *a)
+        listener_addr(&self.listeners, name)
     }
 
     /// The MQTT port.
@@ -217,6 +209,11 @@ impl NodeProcess {
         }
         bail!("node still running after {limit:?}: {}", self.log())
     }
+}
+
+/// The address of the listener `name` in a node's report.
+pub fn listener_addr(listeners: &[(String, SocketAddr)], name: &str) -> Option<SocketAddr> {
+    listeners.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
 }
 
 /// The listeners a node reports on its `girder ... is running: node N,
